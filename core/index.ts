@@ -1,0 +1,22 @@
+// Public surface of core/: tensors, creation, autograd controls, ops as functions, F, backends, errors.
+
+export { Tensor, tensor, zeros, ones, full, zerosLike, onesLike, arange, rand, randn, fromStorage } from './tensor.js';
+export type { TensorLike, TensorOptions, NestedArray, RandomOptions } from './tensor.js';
+export { noGrad, isGradEnabled } from './autograd.js';
+export type { BackwardOptions } from './autograd.js';
+export { manualSeed, Generator } from './random.js';
+export type { DType, Storage } from './dtype.js';
+export * from './ops/elementwise.js';
+export { sum, mean, max, min, variance as var_, variance, argmax } from './ops/reduce.js';
+export { reshape, permute, transpose, expand, slice, concat, pad, flatten, squeeze, unsqueeze, contiguous, clone, cast } from './ops/shape.js';
+export { matmul } from './ops/matmul.js';
+export { ops, type OpName } from './ops/index.js';
+export { F } from './functional.js';
+export type { Reduction } from './functional.js';
+export type { Conv2dOptions } from './ops/conv.js';
+export type { Pool2dOptions } from './ops/pool.js';
+export type { BatchNormOptions } from './ops/norm.js';
+export { backend, setBackend, withBackend, listBackends, registerBackend } from './backend/index.js';
+export type { Backend, View } from './backend/types.js';
+export { referenceBackend } from './backend/reference.js';
+export { PtslabError, ShapeError, ArgumentError, AutogradError } from './errors.js';

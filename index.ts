@@ -1,0 +1,3 @@
+// The ptslab package entry: `import { tensor, F, noGrad } from 'ptslab'`.
+
+export * from './core/index.js';
