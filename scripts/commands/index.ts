@@ -1,0 +1,6 @@
+// Every CLI subcommand, one module each. Add a command by adding its module to this list.
+
+import type { CommandModule } from 'yargs';
+import { infoCommand } from './info.js';
+
+export const commands: CommandModule[] = [infoCommand];
