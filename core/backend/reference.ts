@@ -265,7 +265,10 @@ export const referenceBackend: Backend = {
     const [, , OH, OW] = gyv.shape;
     const gx = allocate(dtypeOf(gy), N * C * H * W);
     for (let nc = 0; nc < N * C; nc++)
-      for (let i = 0; i < OH * OW; i++) gx[nc * H * W + argmax[nc * OH * OW + i]] += gy[nc * OH * OW + i];
+      for (let i = 0; i < OH * OW; i++) {
+        const a = argmax[nc * OH * OW + i];
+        if (a >= 0) gx[nc * H * W + a] += gy[nc * OH * OW + i]; // a = -1: the window held only padding
+      }
     return gx;
   },
 

@@ -71,7 +71,10 @@ export interface Backend {
   /** Gradient w.r.t. w of conv2d. */
   conv2dBackwardWeight(gy: View, x: View, wShape: readonly number[], p: Conv2dParams): Storage;
 
-  /** Max pooling; argmax holds, per output element, the flat index (h * W + w) of the chosen input in its plane. */
+  /**
+   * Max pooling; argmax holds, per output element, the flat index (h * W + w) of the chosen input in its plane, or -1
+   * when the window covers only padding (the output is then -Infinity, as PyTorch's implicit -inf padding gives).
+   */
   maxPool2d(x: View, p: Pool2dParams): { out: Storage; argmax: Int32Array };
   maxPool2dBackward(gy: View, argmax: Int32Array, xShape: readonly number[]): Storage;
   avgPool2d(x: View, p: Pool2dParams): Storage;
