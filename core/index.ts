@@ -2,8 +2,8 @@
 
 export { Tensor, tensor, zeros, ones, full, zerosLike, onesLike, arange, rand, randn, fromStorage } from './tensor.js';
 export type { TensorLike, TensorOptions, NestedArray, RandomOptions } from './tensor.js';
-export { noGrad, isGradEnabled } from './autograd.js';
-export type { BackwardOptions } from './autograd.js';
+export { noGrad, isGradEnabled, record } from './autograd.js';
+export type { BackwardOptions, BackwardFn } from './autograd.js';
 export { manualSeed, Generator } from './random.js';
 export type { DType, Storage } from './dtype.js';
 export * from './ops/elementwise.js';
