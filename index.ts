@@ -1,3 +1,4 @@
 // The ptslab package entry: `import { tensor, F, noGrad } from 'ptslab'`.
 
 export * from './core/index.js';
+export * from './nn/index.js';

@@ -2,5 +2,6 @@
 
 import type { CommandModule } from 'yargs';
 import { infoCommand } from './info.js';
+import { convertCommand } from './convert.js';
 
-export const commands: CommandModule[] = [infoCommand];
+export const commands: CommandModule[] = [infoCommand, convertCommand];

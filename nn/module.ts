@@ -1,0 +1,253 @@
+// Module and Parameter, as torch.nn.Module: a module registers its parameters, buffers (BatchNorm running
+// statistics) and child modules explicitly, by name, in the order PyTorch registers them, so namedParameters() and
+// stateDict() give torchvision's keys in torchvision's order. forward(x) is the computation; call(x) runs forward
+// and then the forward hooks, and is what a parent uses to run a child (reconstruction losses hook block outputs).
+
+import { Tensor, noGrad, fmtShapeOf } from './tensor-utils.js';
+import { StateDictError } from './errors.js';
+import { ArgumentError } from '../core/index.js';
+
+/** A trainable tensor: a contiguous leaf with requiresGrad (default true). It owns compact storage. */
+export class Parameter extends Tensor {
+  constructor(data: Tensor, requiresGrad = true) {
+    const compact = data.isContiguous && data.offset === 0 && data.data.length === data.size;
+    super(compact ? data.data : data.toArray(), data.shape, undefined, 0, requiresGrad);
+  }
+}
+
+/** Called after forward with the module, its input and its output; returning a tensor replaces the output. */
+export type ForwardHook = (module: Module, input: Tensor, output: Tensor) => Tensor | void;
+/** Called before forward with the module and its input; returning a tensor replaces the input. */
+export type ForwardPreHook = (module: Module, input: Tensor) => Tensor | void;
+
+export interface HookHandle {
+  remove(): void;
+}
+
+export interface LoadStateDictOptions {
+  /** Every key of the module must be in the record and nothing else (default true). Shapes must always match. */
+  strict?: boolean;
+}
+
+export interface LoadStateDictResult {
+  missingKeys: string[];
+  unexpectedKeys: string[];
+}
+
+let nextHookId = 0;
+
+export abstract class Module {
+  /** Training mode (BatchNorm uses batch statistics, Dropout drops); set through train() and eval(). */
+  training = true;
+  private readonly paramMap = new Map<string, Parameter>();
+  private readonly bufferMap = new Map<string, Tensor>();
+  private readonly childMap = new Map<string, Module>();
+  private readonly hooks = new Map<number, ForwardHook>();
+  private readonly preHooks = new Map<number, ForwardPreHook>();
+
+  abstract forward(x: Tensor): Tensor;
+
+  /** forward with the hooks: pre-hooks, forward, forward hooks (in registration order). */
+  call(x: Tensor): Tensor {
+    for (const h of this.preHooks.values()) x = h(this, x) ?? x;
+    let y = this.forward(x);
+    for (const h of this.hooks.values()) y = h(this, x, y) ?? y;
+    return y;
+  }
+
+  registerForwardHook(hook: ForwardHook): HookHandle {
+    const id = nextHookId++;
+    this.hooks.set(id, hook);
+    return { remove: () => void this.hooks.delete(id) };
+  }
+
+  registerForwardPreHook(hook: ForwardPreHook): HookHandle {
+    const id = nextHookId++;
+    this.preHooks.set(id, hook);
+    return { remove: () => void this.preHooks.delete(id) };
+  }
+
+  private checkName(kind: string, name: string): void {
+    if (name === '' || name.includes('.')) throw new ArgumentError(`${this.constructor.name}.${kind}: name '${name}' must be non-empty and contain no '.'`);
+    if (this.paramMap.has(name) || this.bufferMap.has(name) || this.childMap.has(name)) {
+      throw new ArgumentError(`${this.constructor.name}.${kind}: '${name}' is already registered`);
+    }
+  }
+
+  registerParameter<P extends Parameter>(name: string, p: P): P {
+    this.checkName('registerParameter', name);
+    this.paramMap.set(name, p);
+    return p;
+  }
+
+  /** A persistent buffer: in stateDict(), moved by loadStateDict(), never trained. Updated in place. */
+  registerBuffer(name: string, t: Tensor): Tensor {
+    this.checkName('registerBuffer', name);
+    this.bufferMap.set(name, t);
+    return t;
+  }
+
+  registerModule<M extends Module>(name: string, m: M): M {
+    this.checkName('registerModule', name);
+    this.childMap.set(name, m);
+    return m;
+  }
+
+  namedChildren(): Array<[string, Module]> {
+    return [...this.childMap];
+  }
+
+  children(): Module[] {
+    return [...this.childMap.values()];
+  }
+
+  /** This module ('') and every descendant, depth first in registration order, with dotted names. */
+  namedModules(prefix = ''): Array<[string, Module]> {
+    const out: Array<[string, Module]> = [[prefix, this]];
+    for (const [name, child] of this.childMap) out.push(...child.namedModules(prefix ? `${prefix}.${name}` : name));
+    return out;
+  }
+
+  modules(): Module[] {
+    return this.namedModules().map(([, m]) => m);
+  }
+
+  /** Parameters with dotted names, each tensor once (a shared parameter keeps its first name), as PyTorch. */
+  namedParameters(): Array<[string, Parameter]> {
+    return this.collect((m) => m.paramMap) as Array<[string, Parameter]>;
+  }
+
+  parameters(): Parameter[] {
+    return this.namedParameters().map(([, p]) => p);
+  }
+
+  namedBuffers(): Array<[string, Tensor]> {
+    return this.collect((m) => m.bufferMap);
+  }
+
+  buffers(): Tensor[] {
+    return this.namedBuffers().map(([, b]) => b);
+  }
+
+  private collect(pick: (m: Module) => Map<string, Tensor>): Array<[string, Tensor]> {
+    const seen = new Set<Tensor>();
+    const out: Array<[string, Tensor]> = [];
+    for (const [prefix, m] of this.namedModules()) {
+      for (const [name, t] of pick(m)) {
+        if (seen.has(t)) continue;
+        seen.add(t);
+        out.push([prefix ? `${prefix}.${name}` : name, t]);
+      }
+    }
+    return out;
+  }
+
+  /** Total number of parameter elements. */
+  numParameters(): number {
+    return this.parameters().reduce((n, p) => n + p.size, 0);
+  }
+
+  /**
+   * Every parameter and buffer by dotted key, in PyTorch's order (per module: parameters, then buffers, then
+   * children). The tensors are detached views sharing the module's storage, as PyTorch's state_dict.
+   */
+  stateDict(): Record<string, Tensor> {
+    const out: Record<string, Tensor> = {};
+    const walk = (m: Module, prefix: string) => {
+      for (const [n, p] of m.paramMap) out[prefix + n] = p.detach();
+      for (const [n, b] of m.bufferMap) out[prefix + n] = b.detach();
+      for (const [n, c] of m.childMap) walk(c, `${prefix}${n}.`);
+    };
+    walk(this, '');
+    return out;
+  }
+
+  /**
+   * Copy a record's tensors into the parameters and buffers in place (so optimizers keep their references),
+   * converting the element type. Every missing key, unexpected key (strict only) and shape mismatch is reported
+   * in one StateDictError, and nothing is copied unless everything fits.
+   */
+  loadStateDict(record: Record<string, Tensor>, opts: LoadStateDictOptions = {}): LoadStateDictResult {
+    const strict = opts.strict ?? true;
+    const own = this.stateDict();
+    const has = (r: object, k: string) => Object.hasOwn(r, k);
+    const missingKeys = Object.keys(own).filter((k) => !has(record, k));
+    const unexpectedKeys = Object.keys(record).filter((k) => !has(own, k));
+    const mismatches: string[] = [];
+    for (const [k, t] of Object.entries(own)) {
+      if (!has(record, k)) continue;
+      const src = record[k];
+      if (!(src instanceof Tensor)) mismatches.push(`${k}: not a tensor`);
+      else if (src.shape.length !== t.shape.length || src.shape.some((d, i) => d !== t.shape[i])) {
+        mismatches.push(`${k}: checkpoint ${fmtShapeOf(src)}, model ${fmtShapeOf(t)}`);
+      }
+    }
+    const problems: string[] = [];
+    if (strict && missingKeys.length) problems.push(`missing keys (${missingKeys.length}): ${missingKeys.join(', ')}`);
+    if (strict && unexpectedKeys.length) problems.push(`unexpected keys (${unexpectedKeys.length}): ${unexpectedKeys.join(', ')}`);
+    if (mismatches.length) problems.push(`shape mismatches (${mismatches.length}): ${mismatches.join('; ')}`);
+    if (problems.length) {
+      throw new StateDictError(
+        `loadStateDict into ${this.constructor.name}: ${problems.join('. ')}`,
+        strict ? missingKeys : [],
+        strict ? unexpectedKeys : [],
+        mismatches,
+      );
+    }
+    noGrad(() => {
+      for (const [k, t] of Object.entries(own)) if (has(record, k)) t.copy_(record[k]);
+    });
+    return { missingKeys, unexpectedKeys };
+  }
+
+  /** Set training mode on this module and every descendant. */
+  train(mode = true): this {
+    for (const m of this.modules()) m.training = mode;
+    return this;
+  }
+
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** Run fn on every module (children first, then this one), as PyTorch's apply. */
+  apply(fn: (m: Module) => void): this {
+    for (const c of this.childMap.values()) c.apply(fn);
+    fn(this);
+    return this;
+  }
+
+  /** Drop every parameter's gradient. */
+  zeroGrad(): void {
+    for (const p of this.parameters()) p.grad = null;
+  }
+
+  /** The descendant at a dotted path ('layer1.0.conv1'); '' is this module. */
+  getSubmodule(path: string): Module {
+    let m: Module = this;
+    if (path === '') return m;
+    for (const part of path.split('.')) {
+      const next = m.childMap.get(part);
+      if (!next) throw new ArgumentError(`getSubmodule: ${m.constructor.name} has no child '${part}' (path '${path}')`);
+      m = next;
+    }
+    return m;
+  }
+
+  /** A one-line summary per module, indented as PyTorch prints models. */
+  toString(): string {
+    const lines: string[] = [];
+    const walk = (m: Module, name: string, depth: number) => {
+      const extra = m.extraRepr();
+      lines.push(`${'  '.repeat(depth)}${name ? `(${name}): ` : ''}${m.constructor.name}(${extra})`);
+      for (const [n, c] of m.childMap) walk(c, n, depth + 1);
+    };
+    walk(this, '', 0);
+    return lines.join('\n');
+  }
+
+  /** Layer arguments shown by toString(). */
+  extraRepr(): string {
+    return '';
+  }
+}
