@@ -20,8 +20,16 @@ export interface Conv2dOptions {
   generator?: Generator;
 }
 
+/**
+ * A transform applied to a layer's weight at every forward (PyTorch's parametrize): the sparsity code sets it to
+ * multiply by a mask, so the Parameter itself keeps its dense values while the forward sees the masked ones.
+ */
+export type WeightTransform = (weight: Parameter) => Tensor;
+
 export class Conv2d extends Module {
   readonly weight: Parameter;
+  /** Applied to the weight at every forward when set (see WeightTransform). */
+  weightTransform: WeightTransform | null = null;
   readonly bias: Parameter | null;
   readonly kernelSize: [number, number];
   readonly stride: [number, number];
@@ -46,7 +54,8 @@ export class Conv2d extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    return F.conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups });
+    const w = this.weightTransform ? this.weightTransform(this.weight) : this.weight;
+    return F.conv2d(x, w, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups });
   }
 
   override extraRepr(): string {
@@ -57,6 +66,8 @@ export class Conv2d extends Module {
 
 export class Linear extends Module {
   readonly weight: Parameter;
+  /** Applied to the weight at every forward when set (see WeightTransform). */
+  weightTransform: WeightTransform | null = null;
   readonly bias: Parameter | null;
 
   constructor(readonly inFeatures: number, readonly outFeatures: number, o: { bias?: boolean; generator?: Generator } = {}) {
@@ -67,7 +78,7 @@ export class Linear extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    return F.linear(x, this.weight, this.bias);
+    return F.linear(x, this.weightTransform ? this.weightTransform(this.weight) : this.weight, this.bias);
   }
 
   override extraRepr(): string {

@@ -1,0 +1,21 @@
+// Public surface of nn/data: the Dataset interface, readers (Fashion-MNIST, MNIST, IDX folders, CIFAR, ImageNet /
+// ImageFolder), transforms, the DataLoader and calibration subsets, the decode pool, and the synthetic ImageNet.
+
+export { DataError, type Dataset, type Sample, type RawImage } from './types.js';
+export { ArrayDataset, Subset, toSample, type ImageShape } from './array-dataset.js';
+export { cacheDir, readCache, writeCache } from './cache.js';
+export { fashionMnist, buildFashionMnistSplit, FASHION_MNIST_CLASSES, type FashionMnistInfo, type FashionMnistOptions } from './fashion-mnist.js';
+export { loadIdxFolder, parseIdx, readIdxFile, mnist, mnistDataDir, MNIST_CLASSES, type IdxArray, type IdxFolderOptions } from './idx.js';
+export { cifar10, cifar100, CIFAR10_CLASSES, CIFAR100_CLASSES, CIFAR10_MEAN, CIFAR10_STD } from './cifar.js';
+export { ImageFolder, imagenet, IMAGE_EXTENSIONS, type ImageFolderOptions } from './image-folder.js';
+export { decodeImage, decodeFile, sniffFormat, type ImageFormat } from './decode.js';
+export { DecodePool, decodePool, shutdownDecodePool, defaultDecodeWorkers } from './pool.js';
+/** uint8 HWC pixel operations (resize, crop, pad, flip...), namespaced: core already exports a tensor `pad`. */
+export * as imageOps from './image-ops.js';
+export type { ResizeOptions } from './image-ops.js';
+export {
+  applySteps, applyTransformRaw, randomResizedCropParams, imagenetTrain, imagenetEval, smallImageTrain, toTensorOnly,
+  IMAGENET_MEAN, IMAGENET_STD, type Transform, type TransformStep,
+} from './transforms.js';
+export { DataLoader, calibrationSubset, mixSeed, type Batch, type DataLoaderOptions } from './loader.js';
+export { makeSyntheticImageNet, type SyntheticImageNet, type SyntheticImageNetOptions } from './synthetic.js';

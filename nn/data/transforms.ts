@@ -1,0 +1,128 @@
+// Transforms as data: a Transform is a list of plain step objects (resize, centre crop, random resized crop, flip,
+// random crop with padding) plus an optional normalisation, interpreted by applySteps / applyTransformRaw. Being
+// plain data, a transform crosses into the decode workers unchanged. Random steps draw from a core Generator in
+// torchvision's order (RandomResizedCrop: area, log-ratio, then top, left; flip: one uniform < p) with Python's
+// half-to-even round, so a sample's augmentation is fixed by its seed. Only core/random is imported, so decode
+// workers load no tensor or backend code. Presets: the ImageNet train/eval pipelines and small-image augmentation.
+
+import { Generator } from '../../core/random.js';
+import { centerCrop, crop, hflip, pad, pyRound, resize, resizeShortSide, toFloatChw, toRgb } from './image-ops.js';
+import type { RawImage } from './types.js';
+
+export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
+export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
+
+export type TransformStep =
+  /** Resize: a number resizes the short side (torchvision Resize(int)); [h, w] resizes to exactly that. */
+  | { op: 'resize'; size: number | readonly [number, number]; antialias?: boolean }
+  | { op: 'centerCrop'; size: number | readonly [number, number] }
+  | { op: 'randomResizedCrop'; size: number; scale?: readonly [number, number]; ratio?: readonly [number, number]; antialias?: boolean }
+  | { op: 'randomHorizontalFlip'; p?: number }
+  /** torchvision RandomCrop(size, padding): zero-pad every side by `padding`, then a uniform size x size window. */
+  | { op: 'randomCrop'; size: number; padding?: number }
+  | { op: 'toRgb' };
+
+export interface Transform {
+  steps: readonly TransformStep[];
+  /** Applied after ToTensor's /255: (x - mean[c]) / std[c]. */
+  normalize?: { mean: readonly number[]; std: readonly number[] };
+}
+
+/** Only ToTensor: uint8 HWC -> float32 CHW in [0, 1]. */
+export const toTensorOnly: Transform = { steps: [] };
+
+/**
+ * torchvision RandomResizedCrop.get_params: ten tries at an area fraction in `scale` and a log-uniform aspect ratio
+ * in `ratio`; if none fits, the central crop clamped to the ratio range (the whole image when its ratio is inside).
+ */
+export function randomResizedCropParams(
+  height: number,
+  width: number,
+  rng: Generator,
+  scale: readonly [number, number] = [0.08, 1],
+  ratio: readonly [number, number] = [3 / 4, 4 / 3],
+): { top: number; left: number; h: number; w: number } {
+  const area = height * width;
+  const logR = [Math.log(ratio[0]), Math.log(ratio[1])];
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const targetArea = area * (scale[0] + (scale[1] - scale[0]) * rng.uniform());
+    const aspect = Math.exp(logR[0] + (logR[1] - logR[0]) * rng.uniform());
+    const w = pyRound(Math.sqrt(targetArea * aspect));
+    const h = pyRound(Math.sqrt(targetArea / aspect));
+    if (w > 0 && w <= width && h > 0 && h <= height) {
+      const top = rng.int(height - h + 1);
+      const left = rng.int(width - w + 1);
+      return { top, left, h, w };
+    }
+  }
+  const inRatio = width / height;
+  let w = width;
+  let h = height;
+  if (inRatio < Math.min(...ratio)) h = pyRound(w / Math.min(...ratio));
+  else if (inRatio > Math.max(...ratio)) w = pyRound(h * Math.max(...ratio));
+  return { top: Math.floor((height - h) / 2), left: Math.floor((width - w) / 2), h, w };
+}
+
+function applyStep(img: RawImage, s: TransformStep, rng: Generator): RawImage {
+  switch (s.op) {
+    case 'resize':
+      return typeof s.size === 'number'
+        ? resizeShortSide(img, s.size, { antialias: s.antialias })
+        : resize(img, s.size[0], s.size[1], { antialias: s.antialias });
+    case 'centerCrop': {
+      const [h, w] = typeof s.size === 'number' ? [s.size, s.size] : s.size;
+      return centerCrop(img, h, w);
+    }
+    case 'randomResizedCrop': {
+      const p = randomResizedCropParams(img.height, img.width, rng, s.scale, s.ratio);
+      return resize(crop(img, p.top, p.left, p.h, p.w), s.size, s.size, { antialias: s.antialias });
+    }
+    case 'randomHorizontalFlip':
+      return rng.uniform() < (s.p ?? 0.5) ? hflip(img) : img;
+    case 'randomCrop': {
+      const padded = s.padding ? pad(img, s.padding) : img;
+      const top = rng.int(padded.height - s.size + 1);
+      const left = rng.int(padded.width - s.size + 1);
+      return crop(padded, top, left, s.size, s.size);
+    }
+    case 'toRgb':
+      return toRgb(img);
+  }
+}
+
+/** The transformed uint8 image (everything but ToTensor/Normalize). */
+export function applySteps(img: RawImage, t: Transform, seed: number): RawImage {
+  const rng = new Generator(seed);
+  let cur = img;
+  for (const s of t.steps) cur = applyStep(cur, s, rng);
+  return cur;
+}
+
+/** Transformed float32 CHW pixels with the output shape. */
+export function applyTransformRaw(img: RawImage, t: Transform, seed: number): { data: Float32Array; shape: [number, number, number] } {
+  const out = applySteps(img, t, seed);
+  return { data: toFloatChw(out, t.normalize), shape: [out.channels, out.height, out.width] };
+}
+
+/** torchvision's ImageNet training pipeline: RandomResizedCrop(size), RandomHorizontalFlip(), Normalize. */
+export function imagenetTrain(size = 224): Transform {
+  return {
+    steps: [{ op: 'randomResizedCrop', size }, { op: 'randomHorizontalFlip' }],
+    normalize: { mean: IMAGENET_MEAN, std: IMAGENET_STD },
+  };
+}
+
+/** torchvision's ImageNet evaluation pipeline: Resize(resizeSize), CenterCrop(size), Normalize. */
+export function imagenetEval(size = 224, resizeSize = 256): Transform {
+  return {
+    steps: [{ op: 'resize', size: resizeSize }, { op: 'centerCrop', size }],
+    normalize: { mean: IMAGENET_MEAN, std: IMAGENET_STD },
+  };
+}
+
+/** Small-image augmentation (CIFAR, Fashion-MNIST): RandomCrop(size, padding) and optionally a horizontal flip. */
+export function smallImageTrain(size: number, opts: { padding?: number; flip?: boolean; normalize?: Transform['normalize'] } = {}): Transform {
+  const steps: TransformStep[] = [{ op: 'randomCrop', size, padding: opts.padding ?? 4 }];
+  if (opts.flip ?? true) steps.push({ op: 'randomHorizontalFlip' });
+  return { steps, normalize: opts.normalize };
+}
