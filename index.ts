@@ -2,3 +2,4 @@
 
 export * from './core/index.js';
 export * from './nn/index.js';
+export * from './nn/data/index.js';

@@ -3,5 +3,11 @@
 
 import { registerBackend } from './index.js';
 import { referenceBackend } from './reference.js';
+import { gpujsBackend } from './gpujs/index.js';
+import { cpuBackend } from './cpu/index.js';
 
 registerBackend(referenceBackend);
+// cpu: always registered; unavailableReason() says when its wasm kernels cannot load.
+registerBackend(cpuBackend);
+// gpu.js: registered only where it loads and starts (gpujsUnavailableReason() says why not).
+if (gpujsBackend()) registerBackend(gpujsBackend()!);

@@ -95,6 +95,8 @@ export function windowOut(size: number, k: number, s: number, pad: number, dil: 
 export const referenceBackend: Backend = {
   name: 'reference',
 
+  unavailableReason: () => null,
+
   contiguous: contig,
 
   assign(dst, src) {

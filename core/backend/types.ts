@@ -46,6 +46,11 @@ export interface BatchNormGrads {
 
 export interface Backend {
   readonly name: string;
+  /**
+   * Why this backend cannot run on this machine (missing wasm build, no GPU...), or null when it can. Optional:
+   * a backend without it is always available. Test suites and the auto selection skip unavailable backends.
+   */
+  unavailableReason?(): string | null;
 
   /** Row-major copy of a view. */
   contiguous(x: View): Storage;

@@ -1,15 +1,31 @@
-// `ptslab info`: the backends found and the one in use.
+// `ptslab info`: the backends found (with why any is unavailable), the one `auto` picks on this machine and the
+// probe timings behind that choice, and the one in use (PTSLAB_BACKEND, else auto).
 
 import type { CommandModule } from 'yargs';
 import { backend, listBackends } from '../../core/index.js';
+import { autoBackendReport, selectBackend } from '../../core/backend/select.js';
+import { threadCount } from '../../core/backend/cpu/index.js';
 import { packageVersion } from './version.js';
 
 export const infoCommand: CommandModule = {
   command: 'info',
-  describe: 'print the backends found and the one in use',
+  describe: 'print the backends found, the one auto picks, and the one in use',
   handler: () => {
     console.log(`ptslab ${packageVersion()}, node ${process.version}`);
     console.log(`backends: ${listBackends().join(', ')}`);
-    console.log(`in use: ${backend().name}`);
+    const auto = autoBackendReport();
+    for (const c of auto.candidates) {
+      const state = !c.available
+        ? `unavailable: ${c.reason}`
+        : c.correct === false
+          ? `probe disagreed with the reference${c.reason ? ` (${c.reason})` : ''}`
+          : c.ms !== undefined ? `probe ${c.ms.toFixed(1)} ms` : 'available';
+      console.log(`  ${c.name.padEnd(10)} ${state}`);
+    }
+    console.log(`  cpu threads: ${threadCount()} (PTSLAB_THREADS overrides)`);
+    // Hook: backend-specific detail lines go here (the gpu.js backend adds its mode line, e.g. `gpujs mode: ...`).
+    console.log(`auto: ${auto.chosen} (${auto.cached ? 'cached' : 'measured now'} in ${auto.cacheFile})`);
+    selectBackend();
+    console.log(`in use: ${backend().name}${process.env.PTSLAB_BACKEND ? ` (PTSLAB_BACKEND=${process.env.PTSLAB_BACKEND})` : ''}`);
   },
 };
