@@ -103,7 +103,8 @@ export class BatchNorm2d extends Module {
   /** A 0-d float tensor (int64 in PyTorch). */
   readonly numBatchesTracked: Tensor | null;
   readonly eps: number;
-  readonly momentum: number | null;
+  /** Weight of the new batch statistic; null = cumulative average (settable, as bn.momentum = None in PyTorch). */
+  momentum: number | null;
 
   constructor(readonly numFeatures: number, o: BatchNorm2dOptions = {}) {
     super();

@@ -1,0 +1,106 @@
+// FCPTS end to end on a tiny model: the control loss moves the global sparsity to the target from a distant start,
+// the exact correction prunes exactly round(S* N) weights, pruned weights are zero, both gradient modes and both
+// estimators run, erk-kd keeps its masks, and a NaN stops the run naming the iteration.
+
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Generator, randn, type Tensor } from '../core/index.js';
+import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, ReLU, Sequential, type Module } from '../nn/index.js';
+import { fcpts, type FcptsConfig } from '../sparsity/fcpts.js';
+import { prunableLayers } from '../sparsity/prunable.js';
+
+function tinyNet(seed: number): Module {
+  const g = new Generator(seed);
+  return new Sequential(
+    new Conv2d(1, 8, 3, { padding: 1, generator: g }), new BatchNorm2d(8), new ReLU(),
+    new Conv2d(8, 16, 3, { padding: 1, stride: 2, generator: g }), new BatchNorm2d(16), new ReLU(),
+    new AdaptiveAvgPool2d(1), new Flatten(), new Linear(16, 5, { generator: g }),
+  );
+}
+
+function setup(seed = 0) {
+  const model = tinyNet(seed);
+  const teacher = tinyNet(seed + 100);
+  teacher.loadStateDict(model.stateDict());
+  const data = randn([32, 1, 8, 8], { generator: new Generator(seed + 1) });
+  const batch = (step: number): Tensor => data.slice(0, (step % 4) * 8, (step % 4) * 8 + 8);
+  return { model, teacher, batch, calibSize: 32 };
+}
+
+const base: FcptsConfig = { sparsity: 0.6, iters: 120, batchSize: 8, lr: 0.05, weightDecay: 0 };
+
+const test = suite('fcpts');
+
+test('the control loss pulls the global sparsity from 0.2 to the target 0.6', () => {
+  const s = setup();
+  const N = prunableLayers(s.model).reduce((a, l) => a + l.weight.size, 0);
+  const r = fcpts(s, { ...base, initSparsity: 0.2, lr: 0.1 });
+  assert.ok(Math.abs(r.history[0].sparsity - 0.2) < 0.05, `starts near 0.2: ${r.history[0].sparsity}`);
+  assert.ok(Math.abs(r.learnedSparsity - 0.6) < 0.03, `learned ${r.learnedSparsity}`);
+  const pruned = r.layers.reduce((a, l) => a + Math.round(l.sparsity * l.params), 0);
+  assert.is(pruned, Math.round(0.6 * N));
+});
+
+test('after the run, pruned weights are exactly zero and the mask count is exact', () => {
+  const s = setup(3);
+  const r = fcpts(s, { ...base, iters: 30 });
+  const layers = prunableLayers(s.model);
+  let zeros = 0;
+  layers.forEach((l, i) => {
+    const w = l.weight.toArray();
+    r.masks[i].forEach((m, j) => {
+      if (m === 0) assert.is(w[j], 0);
+    });
+    zeros += w.filter((v) => v === 0).length;
+  });
+  const N = layers.reduce((a, l) => a + l.weight.size, 0);
+  assert.is(zeros, Math.round(0.6 * N));
+});
+
+for (const gradMode of ['detached', 'ste'] as const) {
+  for (const est of ['histogram', 'kde'] as const) {
+    test(`runs with gradMode=${gradMode}, estimator=${est}; the objective's KL term stays finite`, () => {
+      const s = setup(5);
+      const r = fcpts(s, { ...base, iters: 15, gradMode, estimator: est });
+      assert.is(r.history.length, 15);
+      assert.ok(r.history.every((h) => Number.isFinite(h.terms.kl) && h.terms.kl >= 0));
+      assert.ok(r.history.every((h) => 'control' in h.terms));
+    });
+  }
+}
+
+test('ste mode moves thresholds through the reconstruction loss too (detached mode does not)', () => {
+  // With lambda = 0 only L_rec acts: detached thresholds never move, STE thresholds do.
+  const runOnce = (gradMode: 'detached' | 'ste') => {
+    const s = setup(7);
+    const r = fcpts(s, { ...base, iters: 20, gradMode, objective: { lambda: 0 }, lr: 0.2 });
+    return r.history.map((h) => h.sparsity);
+  };
+  const det = runOnce('detached');
+  const ste = runOnce('ste');
+  assert.ok(Math.max(...det) - Math.min(...det) < 0.03, `detached sparsity should barely move: ${det[0]} .. ${det[det.length - 1]}`);
+  assert.ok(ste.some((v, i) => Math.abs(v - det[i]) > 1e-6), 'ste thresholds should move');
+});
+
+test('erk-kd keeps the ERK masks fixed through distillation', () => {
+  const s = setup(9);
+  const r = fcpts(s, { ...base, iters: 10, freezeMasks: true });
+  assert.ok(r.history.every((h) => h.sparsity === r.history[0].sparsity));
+  assert.ok(Math.abs(r.learnedSparsity - 0.6) < 0.01);
+});
+
+test('a NaN in the data stops the run naming the iteration', () => {
+  const s = setup(11);
+  const batch = (step: number) => (step === 3 ? s.batch(0).mul(NaN) : s.batch(step));
+  assert.throws(() => fcpts({ ...s, batch }, { ...base, iters: 10 }), /iteration 3/);
+});
+
+test('keepDense leaves the named layers untouched', () => {
+  const s = setup(13);
+  const first = s.model.stateDict()['0.weight'].toArray();
+  const r = fcpts(s, { ...base, iters: 5, keepDense: ['0', '8.weight'] });
+  assert.equal(r.layers.map((l) => l.name), ['3.weight']);
+  assert.ok(Array.from(s.model.stateDict()['0.weight'].toArray()).every((v) => v !== 0) || first.length === 0);
+});
+
+test.run();
