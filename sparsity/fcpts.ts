@@ -58,7 +58,7 @@ export interface FcptsInput {
   /** A frozen dense copy of the model. */
   teacher: Module;
   /** The calibration batch for an iteration (augmentation included). */
-  batch: (step: number) => Tensor;
+  batch: (step: number) => Tensor | Promise<Tensor>;
   /** Number of calibration images (sets the default warm-up of one epoch). */
   calibSize: number;
   onStep?: (log: StepLog) => void;
@@ -85,7 +85,7 @@ export class NumericError extends PtslabError {}
 const isObjective = (o: ObjectiveConfig | Objective | undefined): o is Objective =>
   o !== undefined && Object.values(o).some((v) => typeof v === 'object' && v !== null && 'fn' in v);
 
-export function fcpts(input: FcptsInput, cfg: FcptsConfig): FcptsResult {
+export async function fcpts(input: FcptsInput, cfg: FcptsConfig): Promise<FcptsResult> {
   const { model, teacher } = input;
   if (!(cfg.sparsity >= 0 && cfg.sparsity < 1)) throw new ArgumentError(`fcpts: sparsity must be in [0, 1), got ${cfg.sparsity}`);
   if (!(Number.isInteger(cfg.iters) && cfg.iters > 0)) throw new ArgumentError(`fcpts: iters must be a positive integer, got ${cfg.iters}`);
@@ -124,7 +124,7 @@ export function fcpts(input: FcptsInput, cfg: FcptsConfig): FcptsResult {
 
   try {
     for (let step = 0; step < cfg.iters; step++) {
-      const x = input.batch(step);
+      const x = await input.batch(step);
       const thresholds = layers.map((l, i) => (fixed ? null : thresholdOf(s[i], l.weight, mode)));
       layers.forEach((l, i) => {
         l.module.weightTransform = fixed ? (w) => w.mul(fixed[i]) : (w) => maskedWeight(w, thresholds[i]!, gradMode);

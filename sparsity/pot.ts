@@ -93,11 +93,11 @@ function layerOut(l: FoldedLayer, x: Tensor): Tensor {
   return l.bn ? l.bn.call(l.module.call(x)) : l.module.call(x);
 }
 
-/** Inputs to each layer and its outputs, captured from a model on a batch (forward hooks). */
-function capture(model: Module, layers: readonly FoldedLayer[], x: Tensor): { inputs: Tensor[]; outputs: Tensor[] } {
+/** Inputs to layers and their outputs (all layers, or only layer `only`), captured by forward hooks on a batch. */
+function capture(model: Module, layers: readonly FoldedLayer[], x: Tensor, only?: number): { inputs: Tensor[]; outputs: Tensor[] } {
   const inputs: Tensor[] = new Array(layers.length);
   const outputs: Tensor[] = new Array(layers.length);
-  const handles = layers.flatMap((l, i) => [
+  const handles = layers.flatMap((l, i) => only !== undefined && i !== only ? [] : [
     l.module.registerForwardHook((_m, xin, y) => { inputs[i] = xin; if (!l.bn) outputs[i] = y; }),
     ...(l.bn ? [l.bn.registerForwardHook((_m, _x, y) => { outputs[i] = y; })] : []),
   ]);
@@ -112,6 +112,11 @@ function capture(model: Module, layers: readonly FoldedLayer[], x: Tensor): { in
 /** Per-channel mean over N (and H, W) of a layer output. */
 const channelMean = (y: Tensor): Tensor => (y.ndim === 4 ? y.mean([0, 2, 3]) : y.mean(0));
 
+/**
+ * Prune `model` in place by POT. `dense` is a copy of the dense model (it gets folded too); `batches` are the
+ * calibration batches used for bias correction and reconstruction (keep them to a few hundred images: every layer
+ * holds its dense inputs and outputs for all of them while it is reconstructed).
+ */
 export function pot(model: Module, dense: Module, batches: readonly Tensor[], opts: PotOptions): PruneReport {
   model.eval();
   dense.eval();
@@ -133,7 +138,7 @@ export function pot(model: Module, dense: Module, batches: readonly Tensor[], op
     if (!l.bias) return;
     let diff: Tensor | null = null;
     batches.forEach((x, b) => {
-      const d = denseMeans[b][i].sub(channelMean(capture(model, layers, x).outputs[i]));
+      const d = denseMeans[b][i].sub(channelMean(capture(model, layers, x, i).outputs[i]));
       diff = diff ? diff.add(d) : d;
     });
     noGrad(() => l.bias!.copy_(l.bias!.add(diff!.div(batches.length))));
@@ -141,9 +146,10 @@ export function pot(model: Module, dense: Module, batches: readonly Tensor[], op
 
   // Layer-wise reconstruction on the dense network's inputs.
   const reconIters = opts.reconIters ?? 20000;
-  const cached = batches.map((x) => capture(dense, denseLayers, x));
   layers.forEach((l, i) => {
     if (reconIters <= 0) return;
+    // Only this layer's dense inputs and outputs are held, one pair per calibration batch.
+    const cached = batches.map((x) => capture(dense, denseLayers, x, i));
     const m = maskTensor(masks[i], l.weight);
     l.module.weightTransform = (w) => w.mul(m);
     const groups = [{ params: [l.weight], lr: opts.weightLr ?? 1e-5 }, ...(l.bias ? [{ params: [l.bias], lr: opts.biasLr ?? 1e-4 }] : [])];

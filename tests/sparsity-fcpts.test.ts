@@ -31,19 +31,19 @@ const base: FcptsConfig = { sparsity: 0.6, iters: 120, batchSize: 8, lr: 0.05, w
 
 const test = suite('fcpts');
 
-test('the control loss pulls the global sparsity from 0.2 to the target 0.6', () => {
+test('the control loss pulls the global sparsity from 0.2 to the target 0.6', async () => {
   const s = setup();
   const N = prunableLayers(s.model).reduce((a, l) => a + l.weight.size, 0);
-  const r = fcpts(s, { ...base, initSparsity: 0.2, lr: 0.1 });
+  const r = await fcpts(s, { ...base, initSparsity: 0.2, lr: 0.1 });
   assert.ok(Math.abs(r.history[0].sparsity - 0.2) < 0.05, `starts near 0.2: ${r.history[0].sparsity}`);
   assert.ok(Math.abs(r.learnedSparsity - 0.6) < 0.03, `learned ${r.learnedSparsity}`);
   const pruned = r.layers.reduce((a, l) => a + Math.round(l.sparsity * l.params), 0);
   assert.is(pruned, Math.round(0.6 * N));
 });
 
-test('after the run, pruned weights are exactly zero and the mask count is exact', () => {
+test('after the run, pruned weights are exactly zero and the mask count is exact', async () => {
   const s = setup(3);
-  const r = fcpts(s, { ...base, iters: 30 });
+  const r = await fcpts(s, { ...base, iters: 30 });
   const layers = prunableLayers(s.model);
   let zeros = 0;
   layers.forEach((l, i) => {
@@ -59,9 +59,9 @@ test('after the run, pruned weights are exactly zero and the mask count is exact
 
 for (const gradMode of ['detached', 'ste'] as const) {
   for (const est of ['histogram', 'kde'] as const) {
-    test(`runs with gradMode=${gradMode}, estimator=${est}; the objective's KL term stays finite`, () => {
+    test(`runs with gradMode=${gradMode}, estimator=${est}; the objective's KL term stays finite`, async () => {
       const s = setup(5);
-      const r = fcpts(s, { ...base, iters: 15, gradMode, estimator: est });
+      const r = await fcpts(s, { ...base, iters: 15, gradMode, estimator: est });
       assert.is(r.history.length, 15);
       assert.ok(r.history.every((h) => Number.isFinite(h.terms.kl) && h.terms.kl >= 0));
       assert.ok(r.history.every((h) => 'control' in h.terms));
@@ -69,36 +69,41 @@ for (const gradMode of ['detached', 'ste'] as const) {
   }
 }
 
-test('ste mode moves thresholds through the reconstruction loss too (detached mode does not)', () => {
+test('ste mode moves thresholds through the reconstruction loss too (detached mode does not)', async () => {
   // With lambda = 0 only L_rec acts: detached thresholds never move, STE thresholds do.
-  const runOnce = (gradMode: 'detached' | 'ste') => {
+  const runOnce = async (gradMode: 'detached' | 'ste') => {
     const s = setup(7);
-    const r = fcpts(s, { ...base, iters: 20, gradMode, objective: { lambda: 0 }, lr: 0.2 });
+    const r = await fcpts(s, { ...base, iters: 20, gradMode, objective: { lambda: 0 }, lr: 0.2 });
     return r.history.map((h) => h.sparsity);
   };
-  const det = runOnce('detached');
-  const ste = runOnce('ste');
+  const det = await runOnce('detached');
+  const ste = await runOnce('ste');
   assert.ok(Math.max(...det) - Math.min(...det) < 0.03, `detached sparsity should barely move: ${det[0]} .. ${det[det.length - 1]}`);
   assert.ok(ste.some((v, i) => Math.abs(v - det[i]) > 1e-6), 'ste thresholds should move');
 });
 
-test('erk-kd keeps the ERK masks fixed through distillation', () => {
+test('erk-kd keeps the ERK masks fixed through distillation', async () => {
   const s = setup(9);
-  const r = fcpts(s, { ...base, iters: 10, freezeMasks: true });
+  const r = await fcpts(s, { ...base, iters: 10, freezeMasks: true });
   assert.ok(r.history.every((h) => h.sparsity === r.history[0].sparsity));
   assert.ok(Math.abs(r.learnedSparsity - 0.6) < 0.01);
 });
 
-test('a NaN in the data stops the run naming the iteration', () => {
+test('a NaN in the data stops the run naming the iteration', async () => {
   const s = setup(11);
   const batch = (step: number) => (step === 3 ? s.batch(0).mul(NaN) : s.batch(step));
-  assert.throws(() => fcpts({ ...s, batch }, { ...base, iters: 10 }), /iteration 3/);
+  try {
+    await fcpts({ ...s, batch }, { ...base, iters: 10 });
+    assert.unreachable('should throw');
+  } catch (e) {
+    assert.match((e as Error).message, /iteration 3/);
+  }
 });
 
-test('keepDense leaves the named layers untouched', () => {
+test('keepDense leaves the named layers untouched', async () => {
   const s = setup(13);
   const first = s.model.stateDict()['0.weight'].toArray();
-  const r = fcpts(s, { ...base, iters: 5, keepDense: ['0', '8.weight'] });
+  const r = await fcpts(s, { ...base, iters: 5, keepDense: ['0', '8.weight'] });
   assert.equal(r.layers.map((l) => l.name), ['3.weight']);
   assert.ok(Array.from(s.model.stateDict()['0.weight'].toArray()).every((v) => v !== 0) || first.length === 0);
 });
