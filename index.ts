@@ -3,3 +3,4 @@
 export * from './core/index.js';
 export * from './nn/index.js';
 export * from './nn/data/index.js';
+export * from './sparsity/index.js';
