@@ -3,5 +3,9 @@
 import type { CommandModule } from 'yargs';
 import { infoCommand } from './info.js';
 import { convertCommand } from './convert.js';
+import { trainCommand } from './train.js';
+import { evalCommand } from './eval.js';
+import { modelsCommand } from './models.js';
+import { pruneCommand } from './prune.js';
 
-export const commands: CommandModule[] = [infoCommand, convertCommand];
+export const commands: CommandModule[] = [infoCommand, convertCommand, trainCommand, evalCommand, modelsCommand, pruneCommand as CommandModule];

@@ -1,0 +1,55 @@
+// Accuracy of a classifier on a dataset: top-1 and top-5 in percent over every image, in eval mode and without
+// gradients, batch by batch in dataset order (so the figure is deterministic for a given backend).
+
+import { noGrad } from '../../core/index.js';
+import { DataLoader, type Dataset } from '../data/index.js';
+import type { Module } from '../index.js';
+
+export interface Accuracy {
+  /** Percent of images whose top-scoring class is the label. */
+  top1: number;
+  /** Percent of images whose label is among the min(5, classes) top-scoring classes. */
+  top5: number;
+  count: number;
+  correct1: number;
+  correct5: number;
+}
+
+/** Count hits at rank 1 and within the top k of a row-major [B, C] logits array. */
+export function countHits(logits: ArrayLike<number>, labels: ArrayLike<number>, classes: number, k = 5): { hit1: number; hitK: number } {
+  let hit1 = 0;
+  let hitK = 0;
+  const kk = Math.min(k, classes);
+  for (let b = 0; b < labels.length; b++) {
+    const off = b * classes;
+    const target = logits[off + labels[b]];
+    // rank = number of classes scoring strictly higher (ties resolved in the label's favour after lower indices)
+    let rank = 0;
+    for (let c = 0; c < classes; c++) {
+      const v = logits[off + c];
+      if (v > target || (v === target && c < labels[b])) rank++;
+    }
+    if (rank === 0) hit1++;
+    if (rank < kk) hitK++;
+  }
+  return { hit1, hitK };
+}
+
+/** Evaluate `model` on every image of `dataset`; leaves the model in eval mode. */
+export async function evaluate(model: Module, dataset: Dataset, o: { batchSize?: number; onBatch?: (done: number, total: number) => void } = {}): Promise<Accuracy> {
+  model.eval();
+  const loader = new DataLoader(dataset, { batchSize: o.batchSize ?? 256, shuffle: false });
+  let c1 = 0;
+  let c5 = 0;
+  let n = 0;
+  for await (const { images, labels } of loader.batches(0)) {
+    const logits = noGrad(() => model.call(images));
+    const { hit1, hitK } = countHits(logits.toArray(), labels, logits.shape[1]);
+    c1 += hit1;
+    c5 += hitK;
+    n += labels.length;
+    o.onBatch?.(n, dataset.length);
+  }
+  const pct = (c: number) => (n === 0 ? 0 : (100 * c) / n);
+  return { top1: pct(c1), top5: pct(c5), count: n, correct1: c1, correct5: c5 };
+}

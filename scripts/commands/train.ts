@@ -1,0 +1,187 @@
+// `ptslab train`: train a classifier (--arch, --dataset) with SGD + warm-up/cosine, resumable checkpoints in --out,
+// evaluation each epoch and DIR/record.json (config, seed, backend, package version, git commit, command line,
+// time and accuracy per epoch). Progress: a cli-progress bar on a terminal, a log line every 20 iterations otherwise.
+// Also the small CLI helpers shared with `ptslab eval` and `ptslab models` (usage errors exit 2, failures exit 1 with
+// one line, the stack only with --verbose).
+
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import cliProgress from 'cli-progress';
+import type { Argv, CommandModule } from 'yargs';
+import { manualSeed } from '../../core/index.js';
+import { PtslabError } from '../../core/errors.js';
+import { selectBackend } from '../../core/backend/select.js';
+import { ARCHS, DATASETS, DATASET_INFO, buildModel, loadDataset, train, type Arch, type DatasetName, type TrainConfig } from '../../nn/train/index.js';
+import { packageVersion } from './version.js';
+
+/** A bad command line: exits with status 2. */
+export class UsageError extends PtslabError {}
+
+/** The repository's HEAD commit, or null outside a git checkout. */
+export function gitCommit(): string | null {
+  try {
+    const cwd = fileURLToPath(new URL('../../..', import.meta.url));
+    return execFileSync('git', ['rev-parse', 'HEAD'], { cwd, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+/** Run a handler body: UsageError -> exit 2, other errors -> exit 1, one line unless verbose. */
+export async function runCommand(verbose: boolean | undefined, body: () => Promise<void> | void): Promise<void> {
+  try {
+    await body();
+  } catch (e) {
+    const err = e as Error;
+    process.stderr.write(`${verbose ? (err.stack ?? err.message) : `${err.name === 'Error' ? 'error' : err.name}: ${err.message.split('\n')[0]}`}\n`);
+    process.exitCode = e instanceof UsageError ? 2 : 1;
+  }
+}
+
+/** yargs validation failures (unknown choice, missing option) exit 2 with yargs' message. */
+export function usageFailures<T>(y: Argv<T>): Argv<T> {
+  return y.fail((msg, err) => {
+    if (err) throw err;
+    process.stderr.write(`${msg}\n`);
+    process.exit(2);
+  });
+}
+
+interface TrainArgs {
+  arch: string;
+  dataset: string;
+  'data-dir'?: string;
+  epochs: number;
+  lr?: number;
+  batch: number;
+  wd: number;
+  seed: number;
+  'width-mult'?: number;
+  'label-smoothing': number;
+  'warmup-epochs': number;
+  out?: string;
+  resume: boolean;
+  backend?: string;
+  'checkpoint-every': number;
+  'stop-after'?: number;
+  verbose?: boolean;
+}
+
+const fmtTime = (s: number) => (s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : `${Math.floor(s / 60)}m${String(Math.floor(s % 60)).padStart(2, '0')}s`);
+
+async function handler(a: TrainArgs): Promise<void> {
+  const ds = a.dataset as DatasetName;
+  const info = DATASET_INFO[ds];
+  if (info.needsDir && !a['data-dir']) throw new UsageError(`--dataset ${ds} needs --data-dir (the folder holding its files)`);
+  const b = selectBackend(a.backend);
+  const train1 = loadDataset(ds, 'train', { dataDir: a['data-dir'] });
+  const test = loadDataset(ds, 'test', { dataDir: a['data-dir'] });
+  const itersPerEpoch = Math.floor(train1.length / a.batch);
+  const config: TrainConfig = {
+    arch: a.arch,
+    dataset: a.dataset,
+    dataDir: a['data-dir'] ?? null,
+    epochs: a.epochs,
+    lr: a.lr ?? 0.1 * (a.batch / 128),
+    batch: a.batch,
+    wd: a.wd,
+    seed: a.seed,
+    momentum: 0.9,
+    nesterov: true,
+    labelSmoothing: a['label-smoothing'],
+    warmupIters: Math.round(a['warmup-epochs'] * itersPerEpoch),
+    widthMult: a.arch === 'mobilenetv2' ? (a['width-mult'] ?? 1) : null,
+    checkpointEvery: a['checkpoint-every'],
+    backend: b.name,
+  };
+  const out = a.out ?? `runs/${a.arch}-${a.dataset}-s${a.seed}`;
+  manualSeed(config.seed);
+  const model = buildModel(a.arch as Arch, { numClasses: info.numClasses, inChannels: info.channels, inputSize: info.size, widthMult: config.widthMult ?? undefined });
+  const nParams = model.parameters().reduce((s, p) => s + p.size, 0);
+  console.log(`train ${a.arch} (${nParams.toLocaleString('en-US')} parameters) on ${a.dataset}: ${train1.length} train / ${test.length} test images, ${config.epochs} epochs x ${itersPerEpoch} iterations of ${config.batch}, lr ${config.lr}, wd ${config.wd}, seed ${config.seed}, backend ${b.name}, out ${out}`);
+  const tty = Boolean(process.stderr.isTTY);
+  const bar = tty ? new cliProgress.SingleBar({ format: 'epoch {ep} |{bar}| {value}/{total} it | {speed} it/s | loss {loss} | lr {lr} | ETA {eta_formatted}', etaBuffer: 50 }, cliProgress.Presets.shades_classic) : null;
+  let barEpoch = -1;
+  let interrupted = false;
+  const onSignal = (sig: string) => {
+    if (interrupted) process.exit(130); // a second signal: stop now, the last checkpoint stands
+    interrupted = true;
+    console.log(`${sig}: stopping after this iteration with a checkpoint (again to stop at once)`);
+  };
+  process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+  let t0 = performance.now();
+  let s0 = -1;
+  const result = await train({
+    config,
+    out,
+    model,
+    train: train1,
+    test,
+    resume: a.resume,
+    stopAfterStep: a['stop-after'],
+    shouldStop: () => interrupted,
+    meta: { packageVersion: packageVersion(), gitCommit: gitCommit(), command: process.argv.slice(1).join(' '), node: process.version },
+    log: (l) => console.log(l),
+    onProgress: (p) => {
+      if (s0 < 0) {
+        s0 = p.step - 1;
+        t0 = performance.now();
+      }
+      const speed = (p.step - s0) / ((performance.now() - t0) / 1000);
+      if (bar) {
+        if (barEpoch !== p.epoch) {
+          if (barEpoch >= 0) bar.stop();
+          bar.start(p.itersPerEpoch, p.batchInEpoch, { ep: `${p.epoch + 1}/${config.epochs}`, speed: '-', loss: '-', lr: '-' });
+          barEpoch = p.epoch;
+        }
+        bar.update(p.batchInEpoch, { speed: speed.toFixed(2), loss: p.loss.toFixed(4), lr: p.lr.toExponential(2) });
+      } else if (p.step % 20 === 0 || p.batchInEpoch === p.itersPerEpoch) {
+        const eta = (p.totalSteps - p.step) / speed;
+        console.log(`epoch ${p.epoch + 1}/${config.epochs} it ${p.batchInEpoch}/${p.itersPerEpoch} (step ${p.step}/${p.totalSteps}) loss ${p.loss.toFixed(4)} lr ${p.lr.toExponential(3)} ${speed.toFixed(3)} it/s (${(1000 / speed).toFixed(0)} ms/it) ETA ${fmtTime(eta)}`);
+      }
+    },
+    onEpoch: (r) => {
+      if (bar) {
+        bar.stop();
+        barEpoch = -1;
+      }
+      console.log(`epoch ${r.epoch}/${config.epochs}: train loss ${r.trainLoss.toFixed(4)}, test top-1 ${r.top1.toFixed(2)}%, top-5 ${r.top5.toFixed(2)}% on ${r.count} images (${r.seconds} s)`);
+    },
+  }).finally(() => bar?.stop());
+  if (result.finished) console.log(`finished: top-1 ${result.final?.top1.toFixed(2) ?? '?'}%, weights in ${out}/model.safetensors, record in ${out}/record.json`);
+  else console.log(`stopped at iteration ${result.state.step}; continue with the same command and --resume`);
+}
+
+const command: CommandModule<object, TrainArgs> = {
+  command: 'train',
+  describe: 'train a classifier with SGD + cosine schedule, resumable checkpoints and a run record',
+  builder: (y) =>
+    usageFailures(
+      y
+        .option('arch', { type: 'string', choices: ARCHS, demandOption: true, describe: 'architecture' })
+        .option('dataset', { type: 'string', choices: DATASETS, demandOption: true, describe: 'dataset' })
+        .option('data-dir', { type: 'string', describe: 'folder of the dataset files (idx, cifar, imagenet; optional for mnist)' })
+        .option('epochs', { type: 'number', demandOption: true, describe: 'epochs' })
+        .option('lr', { type: 'number', describe: 'peak learning rate (default 0.1 * batch / 128)' })
+        .option('batch', { type: 'number', default: 128, describe: 'batch size' })
+        .option('wd', { type: 'number', default: 5e-4, describe: 'weight decay' })
+        .option('seed', { type: 'number', default: 0, describe: 'seed of initialisation, shuffling, augmentation, dropout' })
+        .option('width-mult', { type: 'number', describe: 'MobileNetV2 width multiplier (default 1)' })
+        .option('label-smoothing', { type: 'number', default: 0, describe: 'cross-entropy label smoothing' })
+        .option('warmup-epochs', { type: 'number', default: 0.5, describe: 'linear warm-up length in epochs' })
+        .option('out', { type: 'string', describe: 'output folder (checkpoint, record.json, model.safetensors)' })
+        .option('resume', { type: 'boolean', default: false, describe: 'continue from OUT/checkpoint.safetensors' })
+        .option('backend', { type: 'string', describe: 'backend (default: PTSLAB_BACKEND, else auto)' })
+        .option('checkpoint-every', { type: 'number', default: 100, describe: 'also checkpoint every N iterations (0: epoch ends only)' })
+        .option('stop-after', { type: 'number', describe: 'stop (checkpointed) after this many iterations in all' })
+        .option('verbose', { type: 'boolean', describe: 'print stacks on errors' })
+        .check((a) => {
+          for (const k of ['epochs', 'batch'] as const) if (!(Number.isInteger(a[k]) && a[k] > 0)) throw new Error(`--${k} must be a positive integer, got ${a[k]}`);
+          if (!(a['checkpoint-every'] >= 0)) throw new Error(`--checkpoint-every must be >= 0, got ${a['checkpoint-every']}`);
+          return true;
+        }),
+    ),
+  handler: (a) => runCommand(a.verbose, () => handler(a)),
+};
+
+export const trainCommand = command as unknown as CommandModule;
