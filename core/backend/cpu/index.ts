@@ -1,0 +1,41 @@
+// The `cpu` backend: the fast CPU kernel set. Convolutions and matrix products run as WebAssembly SIMD kernels
+// (kernels.as) split across a persistent worker pool (threads.ts) over shared memory; elementwise ops, reductions,
+// pooling and batch norm are tight JavaScript loops on the main thread (memory-bound, see their files). float64
+// inputs take the same JavaScript paths, or the reference kernels where the fast path is wasm (float32 only).
+
+import type { Backend } from '../types.js';
+import { conv2d, conv2dBackwardInput, conv2dBackwardWeight } from './conv.js';
+import { assign, binary, clamp, contiguous, reduce, unary, where } from './elementwise.js';
+import { matmul } from './gemm.js';
+import { batchNormBackward, batchNormForward, batchNormStats } from './norm.js';
+import {
+  adaptiveAvgPool2d, adaptiveAvgPool2dBackward, avgPool2d, avgPool2dBackward, maxPool2d, maxPool2dBackward,
+} from './pool2d.js';
+import { wasmUnavailable } from './wasm.js';
+
+export { shutdownThreads, threadCount, poolSize } from './threads.js';
+
+export const cpuBackend: Backend = {
+  name: 'cpu',
+  unavailableReason: wasmUnavailable,
+  contiguous,
+  assign,
+  unary,
+  binary,
+  where,
+  clamp,
+  reduce,
+  matmul,
+  conv2d,
+  conv2dBackwardInput,
+  conv2dBackwardWeight,
+  maxPool2d,
+  maxPool2dBackward,
+  avgPool2d,
+  avgPool2dBackward,
+  adaptiveAvgPool2d,
+  adaptiveAvgPool2dBackward,
+  batchNormStats,
+  batchNormForward,
+  batchNormBackward,
+};

@@ -1,0 +1,388 @@
+// AssemblyScript source of the cpu backend's WebAssembly SIMD (128-bit) kernels, compiled by build-wasm.ts into
+// dist/core/backend/cpu/kernels.wasm (the extension is .as so tsc leaves it alone; build-wasm hands it to asc as
+// kernels.ts). Every pointer is a byte address in one shared WebAssembly.Memory that the main thread and all pool
+// workers import, so these functions keep no state: no globals, no allocation, no static data.
+//
+// GEMM layout (BLIS style): A is packed in panels of MR = 4 rows, [panel][k][4]; B in panels of NR = 8 columns,
+// [panel][k][8]; C is row-major with ldc a multiple of 8 and rows padded to a multiple of 4, so the micro-kernel
+// never handles edges (padding rows/columns are packed as zeros and stripped by the caller).
+
+// ---------------------------------------------------------------------------------------------------- GEMM
+
+/** C[mp*4, np*8] (+)= A[mp panels, kc] * B[np panels, kc]; aps = bytes between A panels; acc != 0 adds to C. */
+export function gemm(ap: usize, aps: usize, bp: usize, kc: i32, mp: i32, np: i32, c: usize, ldc: i32, acc: i32): void {
+  const ldcb = <usize>ldc << 2;
+  const bps = <usize>kc << 5;
+  for (let j = 0; j < np; j++) {
+    const b0 = bp + <usize>j * bps;
+    for (let i = 0; i < mp; i++) {
+      let a = ap + <usize>i * aps;
+      let b = b0;
+      let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+      let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+      for (let k = 0; k < kc; k++) {
+        const x0 = v128.load(b), x1 = v128.load(b, 16);
+        let s = v128.load32_splat(a);
+        c00 = f32x4.add(c00, f32x4.mul(s, x0)); c01 = f32x4.add(c01, f32x4.mul(s, x1));
+        s = v128.load32_splat(a, 4);
+        c10 = f32x4.add(c10, f32x4.mul(s, x0)); c11 = f32x4.add(c11, f32x4.mul(s, x1));
+        s = v128.load32_splat(a, 8);
+        c20 = f32x4.add(c20, f32x4.mul(s, x0)); c21 = f32x4.add(c21, f32x4.mul(s, x1));
+        s = v128.load32_splat(a, 12);
+        c30 = f32x4.add(c30, f32x4.mul(s, x0)); c31 = f32x4.add(c31, f32x4.mul(s, x1));
+        a += 16; b += 32;
+      }
+      let cp = c + ((<usize>i * 4 * <usize>ldc + <usize>j * 8) << 2);
+      if (acc) {
+        c00 = f32x4.add(c00, v128.load(cp)); c01 = f32x4.add(c01, v128.load(cp, 16));
+        c10 = f32x4.add(c10, v128.load(cp + ldcb)); c11 = f32x4.add(c11, v128.load(cp + ldcb, 16));
+        c20 = f32x4.add(c20, v128.load(cp + 2 * ldcb)); c21 = f32x4.add(c21, v128.load(cp + 2 * ldcb, 16));
+        c30 = f32x4.add(c30, v128.load(cp + 3 * ldcb)); c31 = f32x4.add(c31, v128.load(cp + 3 * ldcb, 16));
+      }
+      v128.store(cp, c00); v128.store(cp, c01, 16); cp += ldcb;
+      v128.store(cp, c10); v128.store(cp, c11, 16); cp += ldcb;
+      v128.store(cp, c20); v128.store(cp, c21, 16); cp += ldcb;
+      v128.store(cp, c30); v128.store(cp, c31, 16);
+    }
+  }
+}
+
+/**
+ * Pack rows [0, M) x cols [0, K) of a strided matrix (element strides rs, cs) into 4-row panels of a packed A whose
+ * panels hold kt columns, writing columns [koff, koff + K). Rows past M are zero.
+ */
+export function packA(src: usize, rs: i32, cs: i32, M: i32, K: i32, dst: usize, kt: i32, koff: i32): void {
+  const mp = (M + 3) >> 2;
+  for (let i = 0; i < mp; i++) {
+    let d = dst + ((<usize>i * <usize>kt + <usize>koff) << 4);
+    for (let r = 0; r < 4; r++) {
+      const m = i * 4 + r;
+      let dp = d + (<usize>r << 2);
+      if (m >= M) {
+        for (let k = 0; k < K; k++) { store<f32>(dp, 0); dp += 16; }
+        continue;
+      }
+      let s = src + (<usize>(m * rs) << 2);
+      const csb = <usize>cs << 2;
+      for (let k = 0; k < K; k++) { store<f32>(dp, load<f32>(s)); dp += 16; s += csb; }
+    }
+  }
+}
+
+/** Pack B[k0 + kk][n0 + j] = src[k * rs + n * cs] for kk < kc, j < nc (multiple of 8); columns >= N are zero. */
+export function packB(src: usize, rs: i32, cs: i32, k0: i32, kc: i32, n0: i32, nc: i32, N: i32, dst: usize): void {
+  const np = nc >> 3;
+  for (let j = 0; j < np; j++) {
+    const nb = n0 + j * 8;
+    const full = nb + 8 <= N;
+    let d = dst + ((<usize>j * <usize>kc) << 5);
+    for (let kk = 0; kk < kc; kk++) {
+      const row = src + (<usize>((k0 + kk) * rs) << 2);
+      if (full && cs == 1) {
+        const s = row + (<usize>nb << 2);
+        v128.store(d, v128.load(s)); v128.store(d, v128.load(s, 16), 16);
+      } else {
+        for (let l = 0; l < 8; l++) {
+          const n = nb + l;
+          store<f32>(d + (<usize>l << 2), n < N ? load<f32>(row + (<usize>(n * cs) << 2)) : 0);
+        }
+      }
+      d += 32;
+    }
+  }
+}
+
+/**
+ * im2col into packed B for the forward GEMM: B[k][p] with k = (c * KH + kh) * KW + kw, p = oh * OW + ow, the input
+ * tap x[c, oh * sh - ph + kh * dh, ow * sw - pw + kw * dw] (zero outside). x is one image (and group) [C, H, W].
+ * Columns p >= P are zero.
+ */
+export function packIm2col(
+  x: usize, H: i32, W: i32, KH: i32, KW: i32, sh: i32, sw: i32, ph: i32, pw: i32, dh: i32, dw: i32,
+  OW: i32, P: i32, k0: i32, kc: i32, p0: i32, nc: i32, dst: usize,
+): void {
+  const np = nc >> 3;
+  const khw = KH * KW;
+  for (let kk = 0; kk < kc; kk++) {
+    const k = k0 + kk;
+    const c = k / khw, r = k % khw;
+    const kh = r / KW, kw = r % KW;
+    const plane = x + (<usize>(c * H * W) << 2);
+    let oh = p0 / OW, ow = p0 % OW;
+    let ih = oh * sh - ph + kh * dh;
+    const iw0 = kw * dw - pw;
+    let d = dst + (<usize>kk << 5);
+    let p = p0;
+    for (let j = 0; j < np; j++) {
+      // Fast path: 8 pixels of one output row, stride 1, all inside the input row: two vector copies.
+      const iws = ow + iw0;
+      if (sw == 1 && ow + 8 <= OW && <u32>ih < <u32>H && iws >= 0 && iws + 8 <= W) {
+        const s = plane + (<usize>(ih * W + iws) << 2);
+        v128.store(d, v128.load(s)); v128.store(d, v128.load(s, 16), 16);
+        ow += 8; p += 8;
+        if (ow == OW) { ow = 0; oh++; ih += sh; }
+        d += <usize>kc << 5;
+        continue;
+      }
+      for (let l = 0; l < 8; l++) {
+        let v: f32 = 0;
+        if (p < P) {
+          const iw = ow * sw + iw0;
+          if (<u32>ih < <u32>H && <u32>iw < <u32>W) v = load<f32>(plane + (<usize>(ih * W + iw) << 2));
+          ow++;
+          if (ow == OW) { ow = 0; oh++; ih += sh; }
+        }
+        store<f32>(d + (<usize>l << 2), v);
+        p++;
+      }
+      d += <usize>kc << 5;
+    }
+  }
+}
+
+/**
+ * Transposed im2col into packed B for the weight-gradient GEMM: B[p][k] (rows p in [p0, p0 + pc), columns the taps
+ * k in [n0, n0 + nc), zero for k >= Kc).
+ */
+export function packIm2colT(
+  x: usize, H: i32, W: i32, KH: i32, KW: i32, sh: i32, sw: i32, ph: i32, pw: i32, dh: i32, dw: i32,
+  OW: i32, Kc: i32, p0: i32, pc: i32, n0: i32, nc: i32, dst: usize,
+): void {
+  const np = nc >> 3;
+  const khw = KH * KW;
+  for (let j = 0; j < np; j++) {
+    for (let l = 0; l < 8; l++) {
+      const k = n0 + j * 8 + l;
+      let d = dst + ((<usize>j * <usize>pc) << 5) + (<usize>l << 2);
+      if (k >= Kc) {
+        for (let pp = 0; pp < pc; pp++) { store<f32>(d, 0); d += 32; }
+        continue;
+      }
+      const c = k / khw, r = k % khw;
+      const kh = r / KW, kw = r % KW;
+      const plane = x + (<usize>(c * H * W) << 2);
+      let oh = p0 / OW, ow = p0 % OW;
+      let ih = oh * sh - ph + kh * dh;
+      const iw0 = kw * dw - pw;
+      for (let pp = 0; pp < pc; pp++) {
+        const iw = ow * sw + iw0;
+        let v: f32 = 0;
+        if (<u32>ih < <u32>H && <u32>iw < <u32>W) v = load<f32>(plane + (<usize>(ih * W + iw) << 2));
+        store<f32>(d, v);
+        d += 32;
+        ow++;
+        if (ow == OW) { ow = 0; oh++; ih += sh; }
+      }
+    }
+  }
+}
+
+/** gx[c] for c in [c0, c1) of one image = the sum of dcol rows (c, kh, kw) placed at their taps (ldd: row stride). */
+export function col2im(
+  dcol: usize, ldd: i32, c0: i32, c1: i32, H: i32, W: i32, KH: i32, KW: i32, sh: i32, sw: i32, ph: i32, pw: i32,
+  dh: i32, dw: i32, OH: i32, OW: i32, gx: usize,
+): void {
+  for (let c = c0; c < c1; c++) {
+    const plane = gx + (<usize>(c * H * W) << 2);
+    memory.fill(plane, 0, <usize>(H * W) << 2);
+    for (let kh = 0; kh < KH; kh++) {
+      for (let kw = 0; kw < KW; kw++) {
+        const row = dcol + (<usize>(((c * KH + kh) * KW + kw) * ldd) << 2);
+        for (let oh = 0; oh < OH; oh++) {
+          const ih = oh * sh - ph + kh * dh;
+          if (<u32>ih >= <u32>H) continue;
+          const src = row + (<usize>(oh * OW) << 2);
+          const dst = plane + (<usize>(ih * W) << 2);
+          for (let ow = 0; ow < OW; ow++) {
+            const iw = ow * sw - pw + kw * dw;
+            if (<u32>iw < <u32>W) {
+              const q = dst + (<usize>iw << 2);
+              store<f32>(q, load<f32>(q) + load<f32>(src + (<usize>ow << 2)));
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------- depthwise
+
+/**
+ * Copy plane x [H, W] into a zero-padded scratch [Hp, Wp] with x at (ph, pw); rows/cols outside are zero. Returns
+ * nothing; the caller addresses scratch with row stride Wp.
+ */
+function padPlane(x: usize, H: i32, W: i32, ph: i32, pw: i32, Hp: i32, Wp: i32, s: usize): void {
+  memory.fill(s, 0, <usize>(Hp * Wp) << 2);
+  for (let r = 0; r < Hp; r++) {
+    const ih = r - ph;
+    if (<u32>ih >= <u32>H) continue;
+    const c0 = pw > 0 ? pw : 0;
+    const iw0 = c0 - pw;
+    let n = W - iw0;
+    if (c0 + n > Wp) n = Wp - c0;
+    if (n > 0) memory.copy(s + (<usize>(r * Wp + c0) << 2), x + (<usize>(ih * W + iw0) << 2), <usize>n << 2);
+  }
+}
+
+/**
+ * One depthwise plane: out[oh, ow] = bias + sum w[kh, kw] * x[oh*sh - ph + kh*dh, ow*sw - pw + kw*dw] (zero outside);
+ * flip != 0 uses w[KH-1-kh, KW-1-kw] (the stride-1 backward-input case). ph, pw >= 0. scratch holds the padded plane.
+ */
+export function dwPlane(
+  x: usize, H: i32, W: i32, w: usize, KH: i32, KW: i32, sh: i32, sw: i32, ph: i32, pw: i32, dh: i32, dw: i32,
+  OH: i32, OW: i32, out: usize, bias: f32, flip: i32, scratch: usize,
+): void {
+  const Hp = (OH - 1) * sh + (KH - 1) * dh + 1;
+  const Wp = (OW - 1) * sw + (KW - 1) * dw + 1 + 8;
+  padPlane(x, H, W, ph, pw, Hp, Wp, scratch);
+  const nk = KH * KW;
+  if (KH == 3 && KW == 3 && sw <= 2) {
+    dw3x3(scratch, Wp, w, sh, sw, dh, dw, OH, OW, out, bias, flip);
+    return;
+  }
+  for (let oh = 0; oh < OH; oh++) {
+    const o = out + (<usize>(oh * OW) << 2);
+    let ow = 0;
+    if (sw == 1) {
+      for (; ow + 4 <= OW; ow += 4) {
+        let acc = f32x4.splat(bias);
+        for (let kh = 0; kh < KH; kh++) {
+          const row = scratch + (<usize>((oh * sh + kh * dh) * Wp + ow) << 2);
+          for (let kw = 0; kw < KW; kw++) {
+            const t = kh * KW + kw;
+            const wv = load<f32>(w + (<usize>(flip ? nk - 1 - t : t) << 2));
+            acc = f32x4.add(acc, f32x4.mul(f32x4.splat(wv), v128.load(row + (<usize>(kw * dw) << 2))));
+          }
+        }
+        v128.store(o + (<usize>ow << 2), acc);
+      }
+    }
+    for (; ow < OW; ow++) {
+      let acc: f32 = bias;
+      for (let kh = 0; kh < KH; kh++) {
+        const row = scratch + (<usize>((oh * sh + kh * dh) * Wp + ow * sw) << 2);
+        for (let kw = 0; kw < KW; kw++) {
+          const t = kh * KW + kw;
+          acc += load<f32>(w + (<usize>(flip ? nk - 1 - t : t) << 2)) * load<f32>(row + (<usize>(kw * dw) << 2));
+        }
+      }
+      store<f32>(o + (<usize>ow << 2), acc);
+    }
+  }
+}
+
+/** Input vector for 4 outputs starting at column ow of a padded row: stride 1 plain, stride 2 the even lanes. */
+@inline function tap(row: usize, ow: i32, sw: i32, off: i32): v128 {
+  if (sw == 1) return v128.load(row + (<usize>(ow + off) << 2));
+  const q = row + (<usize>(2 * ow + off) << 2);
+  return v128.shuffle<f32>(v128.load(q), v128.load(q, 16), 0, 2, 4, 6);
+}
+
+/** 3x3 depthwise plane over a padded input (row stride Wp), weights held in registers; stride 1 or 2 in width. */
+function dw3x3(s: usize, Wp: i32, w: usize, sh: i32, sw: i32, dh: i32, dw: i32, OH: i32, OW: i32, out: usize, bias: f32, flip: i32): void {
+  const f = flip ? 8 : 0;
+  const w0 = f32x4.splat(load<f32>(w + (<usize>abs(f - 0) << 2))), w1 = f32x4.splat(load<f32>(w + (<usize>abs(f - 1) << 2)));
+  const w2 = f32x4.splat(load<f32>(w + (<usize>abs(f - 2) << 2))), w3 = f32x4.splat(load<f32>(w + (<usize>abs(f - 3) << 2)));
+  const w4 = f32x4.splat(load<f32>(w + (<usize>abs(f - 4) << 2))), w5 = f32x4.splat(load<f32>(w + (<usize>abs(f - 5) << 2)));
+  const w6 = f32x4.splat(load<f32>(w + (<usize>abs(f - 6) << 2))), w7 = f32x4.splat(load<f32>(w + (<usize>abs(f - 7) << 2)));
+  const w8 = f32x4.splat(load<f32>(w + (<usize>abs(f - 8) << 2)));
+  const b = f32x4.splat(bias);
+  const d1 = dw, d2 = 2 * dw;
+  for (let oh = 0; oh < OH; oh++) {
+    const r0 = s + (<usize>(oh * sh * Wp) << 2);
+    const r1 = r0 + (<usize>(dh * Wp) << 2), r2 = r1 + (<usize>(dh * Wp) << 2);
+    const o = out + (<usize>(oh * OW) << 2);
+    let ow = 0;
+    for (; ow + 4 <= OW; ow += 4) {
+      let acc = f32x4.add(b, f32x4.mul(w0, tap(r0, ow, sw, 0)));
+      acc = f32x4.add(acc, f32x4.mul(w1, tap(r0, ow, sw, d1)));
+      acc = f32x4.add(acc, f32x4.mul(w2, tap(r0, ow, sw, d2)));
+      acc = f32x4.add(acc, f32x4.mul(w3, tap(r1, ow, sw, 0)));
+      acc = f32x4.add(acc, f32x4.mul(w4, tap(r1, ow, sw, d1)));
+      acc = f32x4.add(acc, f32x4.mul(w5, tap(r1, ow, sw, d2)));
+      acc = f32x4.add(acc, f32x4.mul(w6, tap(r2, ow, sw, 0)));
+      acc = f32x4.add(acc, f32x4.mul(w7, tap(r2, ow, sw, d1)));
+      acc = f32x4.add(acc, f32x4.mul(w8, tap(r2, ow, sw, d2)));
+      v128.store(o + (<usize>ow << 2), acc);
+    }
+    for (; ow < OW; ow++) {
+      let a: f32 = bias;
+      for (let t = 0; t < 9; t++) {
+        const row = t < 3 ? r0 : t < 6 ? r1 : r2;
+        a += load<f32>(w + (<usize>abs(f - t) << 2)) * load<f32>(row + (<usize>(ow * sw + (t % 3) * dw) << 2));
+      }
+      store<f32>(o + (<usize>ow << 2), a);
+    }
+  }
+}
+
+/** Depthwise backward-input for any stride: scatter gy * w into a padded scratch, then copy its interior to gx. */
+export function dwPlaneBackInput(
+  gy: usize, OH: i32, OW: i32, w: usize, KH: i32, KW: i32, sh: i32, sw: i32, ph: i32, pw: i32, dh: i32, dw: i32,
+  H: i32, W: i32, gx: usize, scratch: usize,
+): void {
+  const Hp = max((OH - 1) * sh + (KH - 1) * dh + 1, H + ph);
+  const Wp = max((OW - 1) * sw + (KW - 1) * dw + 1, W + pw);
+  memory.fill(scratch, 0, <usize>(Hp * Wp) << 2);
+  for (let oh = 0; oh < OH; oh++) {
+    for (let ow = 0; ow < OW; ow++) {
+      const g = load<f32>(gy + (<usize>(oh * OW + ow) << 2));
+      for (let kh = 0; kh < KH; kh++) {
+        const row = scratch + (<usize>((oh * sh + kh * dh) * Wp + ow * sw) << 2);
+        for (let kw = 0; kw < KW; kw++) {
+          const q = row + (<usize>(kw * dw) << 2);
+          store<f32>(q, load<f32>(q) + g * load<f32>(w + (<usize>(kh * KW + kw) << 2)));
+        }
+      }
+    }
+  }
+  for (let ih = 0; ih < H; ih++) {
+    memory.copy(gx + (<usize>(ih * W) << 2), scratch + (<usize>((ih + ph) * Wp + pw) << 2), <usize>W << 2);
+  }
+}
+
+/** Depthwise weight gradient of one plane, added into gw[KH * KW]: gw[kh, kw] += sum gy[oh, ow] * x[tap]. */
+export function dwPlaneBackWeight(
+  gy: usize, OH: i32, OW: i32, x: usize, H: i32, W: i32, KH: i32, KW: i32, sh: i32, sw: i32, ph: i32, pw: i32,
+  dh: i32, dw: i32, gw: usize, scratch: usize,
+): void {
+  const Hp = (OH - 1) * sh + (KH - 1) * dh + 1;
+  const Wp = (OW - 1) * sw + (KW - 1) * dw + 1 + 8;
+  padPlane(x, H, W, ph, pw, Hp, Wp, scratch);
+  for (let kh = 0; kh < KH; kh++) {
+    for (let kw = 0; kw < KW; kw++) {
+      let acc = f32x4.splat(0);
+      let s: f32 = 0;
+      for (let oh = 0; oh < OH; oh++) {
+        const g = gy + (<usize>(oh * OW) << 2);
+        const row = scratch + (<usize>((oh * sh + kh * dh) * Wp + kw * dw) << 2);
+        let ow = 0;
+        if (sw == 1) {
+          for (; ow + 4 <= OW; ow += 4) {
+            acc = f32x4.add(acc, f32x4.mul(v128.load(g + (<usize>ow << 2)), v128.load(row + (<usize>ow << 2))));
+          }
+        } else if (sw == 2) {
+          for (; ow + 4 <= OW; ow += 4) {
+            const q = row + (<usize>ow << 3);
+            const xv = v128.shuffle<f32>(v128.load(q), v128.load(q, 16), 0, 2, 4, 6);
+            acc = f32x4.add(acc, f32x4.mul(v128.load(g + (<usize>ow << 2)), xv));
+          }
+        }
+        for (; ow < OW; ow++) s += load<f32>(g + (<usize>ow << 2)) * load<f32>(row + (<usize>(ow * sw) << 2));
+      }
+      s += f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
+      const q = gw + (<usize>(kh * KW + kw) << 2);
+      store<f32>(q, load<f32>(q) + s);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------- copies
+
+/** Move rows of len floats, srcStride apart, to be contiguous at dst (dst <= src: compaction in place is fine). */
+export function compactRows(src: usize, srcStride: i32, rows: i32, len: i32, dst: usize): void {
+  for (let r = 0; r < rows; r++) {
+    memory.copy(dst + (<usize>(r * len) << 2), src + (<usize>(r * srcStride) << 2), <usize>len << 2);
+  }
+}

@@ -1,0 +1,156 @@
+// Pooling kernels of the cpu backend (max, average, adaptive average; forward and backward), plain JavaScript on the
+// main thread: each window's clipped bounds are computed once per output cell instead of testing every tap. Same
+// semantics as the reference (PyTorch's divisor and ceil-mode rules, NaN wins a max window); float32 and float64.
+
+import type { Storage } from '../../dtype.js';
+import { poolOut } from '../reference.js';
+import type { Pool2dParams, View } from '../types.js';
+import { alloc, contiguous } from './elementwise.js';
+import { isContiguous } from './strided.js';
+
+const flat = (v: View): Storage => (isContiguous(v) && v.offset === 0 ? v.data : contiguous(v));
+
+export function maxPool2d(xv: View, p: Pool2dParams): { out: Storage; argmax: Int32Array } {
+  const x = flat(xv);
+  const [N, C, H, W] = xv.shape;
+  const { OH, OW } = poolOut(H, W, p);
+  const [KH, KW] = p.kernelSize, [sh, sw] = p.stride, [ph, pw] = p.padding, [dh, dw] = p.dilation;
+  const out = alloc(x, N * C * OH * OW);
+  const argmax = new Int32Array(N * C * OH * OW);
+  let o = 0;
+  for (let nc = 0; nc < N * C; nc++) {
+    const base = nc * H * W;
+    for (let oh = 0; oh < OH; oh++) {
+      const h0 = oh * sh - ph;
+      for (let ow = 0; ow < OW; ow++, o++) {
+        const w0 = ow * sw - pw;
+        let best = -Infinity;
+        let bi = -1;
+        for (let kh = 0; kh < KH; kh++) {
+          const ih = h0 + kh * dh;
+          if (ih < 0 || ih >= H) continue;
+          for (let kw = 0; kw < KW; kw++) {
+            const iw = w0 + kw * dw;
+            if (iw < 0 || iw >= W) continue;
+            const v = x[base + ih * W + iw];
+            if (v > best || bi < 0 || v !== v) {
+              best = v;
+              bi = ih * W + iw;
+              if (v !== v) break;
+            }
+          }
+        }
+        out[o] = best;
+        argmax[o] = bi;
+      }
+    }
+  }
+  return { out, argmax };
+}
+
+export function maxPool2dBackward(gyv: View, argmax: Int32Array, xShape: readonly number[]): Storage {
+  const gy = flat(gyv);
+  const [N, C, H, W] = xShape;
+  const [, , OH, OW] = gyv.shape;
+  const gx = alloc(gy, N * C * H * W);
+  const HW = H * W, OHW = OH * OW;
+  for (let nc = 0; nc < N * C; nc++) {
+    const gb = nc * HW, ob = nc * OHW;
+    for (let i = 0; i < OHW; i++) {
+      const a = argmax[ob + i];
+      if (a >= 0) gx[gb + a] += gy[ob + i]; // -1: a window wholly in the padding
+    }
+  }
+  return gx;
+}
+
+/** For every output cell: clipped window [hs, he) x [ws, we) and 1 / divisor (PyTorch's rules). */
+function avgWindows(H: number, W: number, OH: number, OW: number, p: Pool2dParams) {
+  const n = OH * OW;
+  const hs = new Int32Array(n), he = new Int32Array(n), ws = new Int32Array(n), we = new Int32Array(n);
+  const inv = new Float64Array(n);
+  const [KH, KW] = p.kernelSize;
+  for (let oh = 0; oh < OH; oh++)
+    for (let ow = 0; ow < OW; ow++) {
+      const i = oh * OW + ow;
+      const h0 = oh * p.stride[0] - p.padding[0], w0 = ow * p.stride[1] - p.padding[1];
+      const h1 = Math.min(h0 + KH, H + p.padding[0]), w1 = Math.min(w0 + KW, W + p.padding[1]);
+      hs[i] = Math.max(h0, 0); ws[i] = Math.max(w0, 0);
+      he[i] = Math.min(h1, H); we[i] = Math.min(w1, W);
+      inv[i] = 1 / (p.countIncludePad ? (h1 - h0) * (w1 - w0) : (he[i] - hs[i]) * (we[i] - ws[i]));
+    }
+  return { hs, he, ws, we, inv };
+}
+
+function adaptiveWindows(H: number, W: number, OH: number, OW: number) {
+  const n = OH * OW;
+  const hs = new Int32Array(n), he = new Int32Array(n), ws = new Int32Array(n), we = new Int32Array(n);
+  const inv = new Float64Array(n);
+  for (let oh = 0; oh < OH; oh++)
+    for (let ow = 0; ow < OW; ow++) {
+      const i = oh * OW + ow;
+      hs[i] = Math.floor((oh * H) / OH); he[i] = Math.ceil(((oh + 1) * H) / OH);
+      ws[i] = Math.floor((ow * W) / OW); we[i] = Math.ceil(((ow + 1) * W) / OW);
+      inv[i] = 1 / ((he[i] - hs[i]) * (we[i] - ws[i]));
+    }
+  return { hs, he, ws, we, inv };
+}
+
+type Windows = ReturnType<typeof avgWindows>;
+
+function windowMean(x: Storage, shape: readonly number[], OH: number, OW: number, win: Windows): Storage {
+  const [N, C, H, W] = shape;
+  const { hs, he, ws, we, inv } = win;
+  const out = alloc(x, N * C * OH * OW);
+  const n = OH * OW;
+  for (let nc = 0; nc < N * C; nc++) {
+    const base = nc * H * W;
+    for (let i = 0; i < n; i++) {
+      let s = 0;
+      for (let ih = hs[i]; ih < he[i]; ih++) {
+        const row = base + ih * W;
+        for (let iw = ws[i]; iw < we[i]; iw++) s += x[row + iw];
+      }
+      out[nc * n + i] = s * inv[i];
+    }
+  }
+  return out;
+}
+
+function windowSpread(gy: Storage, xShape: readonly number[], n: number, win: Windows): Storage {
+  const [N, C, H, W] = xShape;
+  const { hs, he, ws, we, inv } = win;
+  const gx = alloc(gy, N * C * H * W);
+  for (let nc = 0; nc < N * C; nc++) {
+    const base = nc * H * W;
+    for (let i = 0; i < n; i++) {
+      const g = gy[nc * n + i] * inv[i];
+      for (let ih = hs[i]; ih < he[i]; ih++) {
+        const row = base + ih * W;
+        for (let iw = ws[i]; iw < we[i]; iw++) gx[row + iw] += g;
+      }
+    }
+  }
+  return gx;
+}
+
+export function avgPool2d(xv: View, p: Pool2dParams): Storage {
+  const [, , H, W] = xv.shape;
+  const { OH, OW } = poolOut(H, W, p);
+  return windowMean(flat(xv), xv.shape, OH, OW, avgWindows(H, W, OH, OW, p));
+}
+
+export function avgPool2dBackward(gyv: View, xShape: readonly number[], p: Pool2dParams): Storage {
+  const [, , OH, OW] = gyv.shape;
+  return windowSpread(flat(gyv), xShape, OH * OW, avgWindows(xShape[2], xShape[3], OH, OW, p));
+}
+
+export function adaptiveAvgPool2d(xv: View, [OH, OW]: readonly [number, number]): Storage {
+  const [, , H, W] = xv.shape;
+  return windowMean(flat(xv), xv.shape, OH, OW, adaptiveWindows(H, W, OH, OW));
+}
+
+export function adaptiveAvgPool2dBackward(gyv: View, xShape: readonly number[]): Storage {
+  const [, , OH, OW] = gyv.shape;
+  return windowSpread(flat(gyv), xShape, OH * OW, adaptiveWindows(xShape[2], xShape[3], OH, OW));
+}

@@ -1,0 +1,266 @@
+// `npm run bench`: the project's speed harness. Times our backends' kernels (ptslab-<backend>, called through the
+// Backend interface on NCHW views) and the peers tfjs-backend-cpu and tfjs-backend-wasm (their kernels through
+// tf.engine().runKernel on NHWC tensors) in the same process run: conv2d forward and forward+backward on ResNet-50
+// and MobileNetV2 layer shapes (depthwise included), GEMM, and a whole ResNet-18 training step. Warm-up runs are
+// excluded; medians are reported with GFLOP/s and each of our engines' ratio to each peer.
+//   --json     one JSON object per line: { case, shape, engine, gflops, ms } (progress goes to stderr)
+//   --quick    fewer cases and runs; slow engines (reference, gpujs, tfjs-cpu) only on the headline cases
+//   --memory   RSS over 1,000 forward+backward steps of a small conv net instead (target: < 10% growth)
+//   --cases S  only cases whose name contains S; --engines a,b  only these engines; --backend B  (memory check)
+
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-wasm';
+import os from 'node:os';
+import '../core/backend/all.js';
+import { backend, listBackends, setBackend, withBackend } from '../core/backend/index.js';
+import type { Backend, Conv2dParams, View } from '../core/backend/types.js';
+import { shutdownThreads, threadCount } from '../core/backend/cpu/index.js';
+import { convOut } from '../core/backend/reference.js';
+import { runMemoryCheck, runResnetStep } from './bench-models.js';
+
+const argv = process.argv.slice(2);
+const flag = (f: string) => argv.includes(f);
+const opt = (f: string) => (argv.includes(f) ? argv[argv.indexOf(f) + 1] : undefined);
+const JSON_OUT = flag('--json'), QUICK = flag('--quick');
+const log = (s: string) => (JSON_OUT ? process.stderr : process.stdout).write(s + '\n');
+
+interface ConvCase { name: string; N: number; C: number; O: number; H: number; k: number; s: number; dw?: boolean; headline?: boolean; quick?: boolean }
+const convCases: ConvCase[] = [
+  { name: 'conv3x3-256-56', N: 1, C: 256, O: 256, H: 56, k: 3, s: 1, headline: true, quick: true },
+  // ResNet-50
+  { name: 'r50-conv1-7x7-3-64-224-s2', N: 1, C: 3, O: 64, H: 224, k: 7, s: 2, quick: true },
+  { name: 'r50-1x1-64-256-56', N: 1, C: 64, O: 256, H: 56, k: 1, s: 1 },
+  { name: 'r50-3x3-64-56', N: 1, C: 64, O: 64, H: 56, k: 3, s: 1, quick: true },
+  { name: 'r50-3x3-128-56-s2', N: 1, C: 128, O: 128, H: 56, k: 3, s: 2 },
+  { name: 'r50-3x3-256-14', N: 1, C: 256, O: 256, H: 14, k: 3, s: 1 },
+  { name: 'r50-3x3-512-7', N: 1, C: 512, O: 512, H: 7, k: 3, s: 1, quick: true },
+  { name: 'r50-1x1-2048-512-7', N: 1, C: 2048, O: 512, H: 7, k: 1, s: 1 },
+  // MobileNetV2
+  { name: 'mv2-conv-3-32-224-s2', N: 1, C: 3, O: 32, H: 224, k: 3, s: 2 },
+  { name: 'mv2-dw3x3-32-112', N: 1, C: 32, O: 32, H: 112, k: 3, s: 1, dw: true, quick: true },
+  { name: 'mv2-dw3x3-96-112-s2', N: 1, C: 96, O: 96, H: 112, k: 3, s: 2, dw: true },
+  { name: 'mv2-dw3x3-144-56', N: 1, C: 144, O: 144, H: 56, k: 3, s: 1, dw: true },
+  { name: 'mv2-dw3x3-960-7', N: 1, C: 960, O: 960, H: 7, k: 3, s: 1, dw: true },
+  { name: 'mv2-1x1-24-144-56', N: 1, C: 24, O: 144, H: 56, k: 1, s: 1, quick: true },
+  { name: 'mv2-1x1-320-1280-7', N: 1, C: 320, O: 1280, H: 7, k: 1, s: 1 },
+];
+const gemmCases = [
+  { name: 'gemm-256x2304x3136', M: 256, K: 2304, N: 3136, quick: true },
+  { name: 'gemm-1024', M: 1024, K: 1024, N: 1024 },
+];
+
+type Runner = () => void;
+interface Engine {
+  name: string;
+  slow: boolean;
+  prepare?: () => Promise<void>;
+  conv(c: ConvCase, fwdbwd: boolean): Runner | null;
+  gemm(M: number, K: number, N: number): Runner | null;
+}
+
+let seed = 1;
+const rand = (n: number) => {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1;
+  return a;
+};
+const view = (data: Float32Array, shape: number[]): View => ({
+  data, shape, strides: shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1)), offset: 0,
+});
+const params = (c: ConvCase): Conv2dParams => ({
+  stride: [c.s, c.s], padding: [c.k >> 1, c.k >> 1], dilation: [1, 1], groups: c.dw ? c.C : 1,
+});
+const outSize = (c: ConvCase) => convOut(c.H, c.H, c.k, c.k, params(c)).OH;
+const convFlops = (c: ConvCase, fwdbwd: boolean) =>
+  2 * c.N * c.O * outSize(c) ** 2 * (c.dw ? 1 : c.C) * c.k * c.k * (fwdbwd ? 3 : 1);
+
+function ptslabEngine(b: Backend): Engine {
+  return {
+    name: `ptslab-${b.name}`,
+    slow: b.name === 'reference' || b.name === 'gpujs',
+    conv(c, fwdbwd) {
+      const p = params(c), OH = outSize(c);
+      const x = view(rand(c.N * c.C * c.H * c.H), [c.N, c.C, c.H, c.H]);
+      const w = view(rand(c.O * (c.dw ? 1 : c.C) * c.k * c.k), [c.O, c.dw ? 1 : c.C, c.k, c.k]);
+      const gy = view(rand(c.N * c.O * OH * OH), [c.N, c.O, OH, OH]);
+      return () => {
+        b.conv2d(x, w, null, p);
+        if (fwdbwd) {
+          b.conv2dBackwardInput(gy, w, x.shape, p);
+          b.conv2dBackwardWeight(gy, x, w.shape, p);
+        }
+      };
+    },
+    gemm(M, K, N) {
+      const a = view(rand(M * K), [1, M, K]), bb = view(rand(K * N), [1, K, N]);
+      return () => void b.matmul(a, bb);
+    },
+  };
+}
+
+function tfjsEngine(name: 'cpu' | 'wasm'): Engine {
+  const has = (k: string) => tf.getKernel(k, name) !== undefined;
+  const run = (kernel: string, inputs: Record<string, tf.Tensor>, attrs: Record<string, unknown>) => {
+    const y = tf.engine().runKernel(kernel, inputs as never, attrs as never) as tf.Tensor;
+    y.dataSync();
+    y.dispose();
+  };
+  return {
+    name: `tfjs-${name}`,
+    slow: name === 'cpu',
+    prepare: async () => {
+      await tf.setBackend(name);
+      await tf.ready();
+    },
+    conv(c, fwdbwd) {
+      const OH = outSize(c), pd = c.k >> 1;
+      const pad = [[0, 0], [pd, pd], [pd, pd], [0, 0]];
+      const fwdK = c.dw ? 'DepthwiseConv2dNative' : 'Conv2D';
+      const binK = c.dw ? 'DepthwiseConv2dNativeBackpropInput' : 'Conv2DBackpropInput';
+      const bwK = c.dw ? 'DepthwiseConv2dNativeBackpropFilter' : 'Conv2DBackpropFilter';
+      if (!has(fwdK) || (fwdbwd && (!has(binK) || !has(bwK)))) return null;
+      const xShape = [c.N, c.H, c.H, c.C], fShape = [c.k, c.k, c.C, c.dw ? 1 : c.O];
+      const x = tf.tensor(rand(c.N * c.H * c.H * c.C), xShape as [number, number, number, number]);
+      const f = tf.tensor(rand(fShape.reduce((a, b) => a * b, 1)), fShape as [number, number, number, number]);
+      const dy = tf.tensor(rand(c.N * OH * OH * c.O), [c.N, OH, OH, c.O]);
+      const common = { strides: [c.s, c.s], pad, dataFormat: 'NHWC', dilations: [1, 1] };
+      return () => {
+        run(fwdK, { x, filter: f }, common);
+        if (fwdbwd) {
+          run(binK, { dy, filter: f }, { ...common, inputShape: xShape });
+          run(bwK, { x, dy }, { ...common, filterShape: fShape });
+        }
+      };
+    },
+    gemm(M, K, N) {
+      const a = tf.tensor(rand(M * K), [1, M, K]), b = tf.tensor(rand(K * N), [1, K, N]);
+      return () => run('BatchMatMul', { a, b }, { transposeA: false, transposeB: false });
+    },
+  };
+}
+
+/** One timed run of a slow engine (seconds to minutes), after a warm-up on a smaller version of the case. */
+function timeSlow(fn: Runner, warm: Runner | null): number {
+  (warm ?? fn)();
+  const t = performance.now();
+  fn();
+  return performance.now() - t;
+}
+
+/**
+ * Medians of the fast engines, timed in interleaved rounds (A B C, A B C, ...) after one warm-up each, so a burst of
+ * load from other processes hits every engine alike and the ratios within a run hold.
+ */
+function timeInterleaved(fns: Runner[]): number[] {
+  for (const fn of fns) fn();
+  const rounds = QUICK ? 3 : 7;
+  const budget = QUICK ? 3000 : 8000;
+  const ts: number[][] = fns.map(() => []);
+  const start = performance.now();
+  for (let r = 0; r < rounds && (r < 3 || performance.now() - start < budget); r++) {
+    fns.forEach((fn, i) => {
+      const t = performance.now();
+      fn();
+      ts[i].push(performance.now() - t);
+    });
+  }
+  return ts.map((t) => t.sort((a, b) => a - b)[(t.length - 1) >> 1]);
+}
+
+interface Row { case: string; shape: string; engine: string; gflops: number; ms: number }
+const rows: Row[] = [];
+
+function report(caseName: string, shape: string, engine: string, flops: number, ms: number) {
+  const r: Row = { case: caseName, shape, engine, gflops: +(flops / ms / 1e6).toPrecision(4), ms: +ms.toFixed(2) };
+  rows.push(r);
+  if (JSON_OUT) process.stdout.write(JSON.stringify(r) + '\n');
+}
+
+function printCase(caseName: string) {
+  const rs = rows.filter((r) => r.case === caseName);
+  const peers = rs.filter((r) => r.engine.startsWith('tfjs-'));
+  for (const r of rs) {
+    // ratio of rates (= ratio of times on the same shape; slow peers may have run a reduced shape, see its row)
+    const ratios = r.engine.startsWith('ptslab-') ? peers.map((p) => `${(r.gflops / p.gflops).toFixed(2)}x ${p.engine}`).join(', ') : '';
+    const note = r.shape.includes('(') ? `  [${r.shape}]` : '';
+    log(`  ${r.engine.padEnd(16)} ${r.ms.toFixed(1).padStart(10)} ms ${r.gflops.toFixed(2).padStart(8)} GFLOP/s  ${ratios}${note}`);
+  }
+}
+
+async function main() {
+  if (flag('--memory')) {
+    const b = setBackend(opt('--backend') ?? 'cpu') && backend();
+    log(`memory check on ptslab-${b.name}`);
+    await runMemoryCheck(log, QUICK ? 200 : 1000);
+    return;
+  }
+  const only = opt('--engines')?.split(',');
+  const ours = listBackends().map((n) => withBackend(n, () => backend())).filter((b) => !b.unavailableReason?.());
+  const engines: Engine[] = [...ours.map(ptslabEngine), tfjsEngine('cpu'), tfjsEngine('wasm')] // tfjs-wasm last
+    .filter((e) => !only || only.includes(e.name));
+  const caseFilter = opt('--cases');
+  log(`ptslab bench: node ${process.version}, ${os.cpus()[0]?.model ?? '?'}, ${os.availableParallelism()} threads (cpu backend uses ${threadCount()}), load ${os.loadavg()[0].toFixed(2)}, ${QUICK ? 'quick' : 'full'}`);
+  log(`engines: ${engines.map((e) => e.name).join(', ')}; unavailable: ${listBackends().filter((n) => !ours.some((b) => b.name === n)).join(', ') || 'none'}`);
+  /**
+   * One case on every engine. A variant is a runner factory plus its shape and flops: `full` is the case itself,
+   * `reduced` (slow engines on forward+backward: tfjs-cpu's Conv2DBackpropFilter runs at ~0.004 GFLOP/s, minutes on
+   * the full shape) a channel-reduced version reported under its own shape, `warm` the slow engines' warm-up.
+   */
+  type Variant = { make: (e: Engine) => Runner | null; shape: string; flops: number };
+  const run = async (caseName: string, headline: boolean, full: Variant, reduced: Variant | null, warm: Variant) => {
+    if (caseFilter && !caseName.includes(caseFilter)) return;
+    log(`${caseName} ${full.shape} (${(full.flops / 1e9).toFixed(2)} GFLOP)`);
+    // slow engines one by one, then the fast ones interleaved (tfjs-wasm last to prepare: tf's backend stays wasm)
+    for (const e of engines.filter((e) => e.slow && headline)) {
+      const v = reduced ?? full;
+      await e.prepare?.();
+      const fn = v.make(e);
+      if (fn) report(caseName, v.shape, e.name, v.flops, timeSlow(fn, warm.make(e)));
+      tf.disposeVariables();
+    }
+    const fast: { e: Engine; fn: Runner }[] = [];
+    for (const e of engines.filter((e) => !e.slow)) {
+      await e.prepare?.();
+      const fn = full.make(e);
+      if (fn) fast.push({ e, fn });
+    }
+    const ms = timeInterleaved(fast.map((f) => f.fn));
+    fast.forEach((f, i) => report(caseName, full.shape, f.e.name, full.flops, ms[i]));
+    tf.disposeVariables();
+    printCase(caseName);
+  };
+  const convShape = (c: ConvCase) => {
+    const OH = outSize(c);
+    return `${c.N}x${c.C}x${c.H}x${c.H} -> ${c.O}x${OH}x${OH} k${c.k} s${c.s}${c.dw ? ' depthwise' : ''}`;
+  };
+  const shrink = (c: ConvCase, f: number): ConvCase => ({ ...c, C: Math.max(1, Math.ceil(c.C / f)), O: c.dw ? Math.max(1, Math.ceil(c.C / f)) : Math.max(1, Math.ceil(c.O / f)) });
+  for (const c of convCases.filter((c) => !QUICK || c.quick)) {
+    for (const fwdbwd of [false, true]) {
+      const variant = (cc: ConvCase, tag = ''): Variant => ({ make: (e) => e.conv(cc, fwdbwd), shape: convShape(cc) + tag, flops: convFlops(cc, fwdbwd) });
+      const reduced = fwdbwd ? variant(shrink(c, 8), ' (channels / 8: slow engine)') : null;
+      await run(`${c.name}-${fwdbwd ? 'fwdbwd' : 'fwd'}`, !!c.headline, variant(c), reduced, variant(shrink(c, fwdbwd ? 16 : 4)));
+    }
+  }
+  for (const g of gemmCases.filter((g) => !QUICK || g.quick)) {
+    const variant = (M: number): Variant => ({ make: (e) => e.gemm(M, g.K, g.N), shape: `${M}x${g.K} * ${g.K}x${g.N}`, flops: 2 * M * g.K * g.N });
+    await run(g.name, true, variant(g.M), null, variant(g.M >> 2));
+  }
+  if (!caseFilter || 'resnet18-train-step'.includes(caseFilter)) {
+    for (const b of ours.filter((b) => b.name === 'cpu' && (!only || only.includes(`ptslab-${b.name}`)))) {
+      for (const batch of QUICK ? [1] : [1, 8]) {
+        const prev = setBackend(b);
+        const { ms, flops } = runResnetStep(batch, QUICK ? 2 : 3);
+        setBackend(prev);
+        const caseName = `resnet18-train-step-b${batch}`;
+        report(caseName, `${batch}x3x224x224`, `ptslab-${b.name}`, flops, ms);
+        log(`${caseName} (nominal ${(flops / 1e9).toFixed(1)} GFLOP = 3x forward)`);
+        printCase(caseName);
+      }
+    }
+    log('resnet18-train-step: other engines skipped (reference/gpujs take minutes per step; tfjs peers have no model here)');
+  }
+}
+
+await main();
+shutdownThreads();
