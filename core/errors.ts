@@ -17,4 +17,7 @@ export class ArgumentError extends PtslabError {}
 /** Misuse of the autograd engine: backward on a non-scalar without a gradient, a gradient of the wrong shape. */
 export class AutogradError extends PtslabError {}
 
+/** A NaN or Inf where a finite number is needed: a loss, a weight, a gradient. Names the tensor and the iteration. */
+export class NumericError extends PtslabError {}
+
 export const fmtShape = (shape: readonly number[]): string => `[${shape.join(', ')}]`;

@@ -19,4 +19,4 @@ export type { BatchNormOptions } from './ops/norm.js';
 export { backend, setBackend, withBackend, listBackends, registerBackend } from './backend/index.js';
 export type { Backend, View } from './backend/types.js';
 export { referenceBackend } from './backend/reference.js';
-export { PtslabError, ShapeError, ArgumentError, AutogradError } from './errors.js';
+export { PtslabError, ShapeError, ArgumentError, AutogradError, NumericError } from './errors.js';

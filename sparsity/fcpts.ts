@@ -7,7 +7,7 @@
 // runs without gradient; objective terms see both; SGD steps weights, biases, BN affine (weight decay) and the
 // s_l (no weight decay); the cosine-with-warm-up schedule steps per iteration.
 
-import { ArgumentError, PtslabError, noGrad, tensor, type Tensor } from '../core/index.js';
+import { ArgumentError, NumericError, noGrad, tensor, type Tensor } from '../core/index.js';
 import { CosineWarmupLR, SGD, type Module } from '../nn/index.js';
 import { allocateLayers } from './allocate.js';
 import { initialLogits, layerSparsity, thresholdOf, type ThresholdMode } from './bridge.js';
@@ -79,8 +79,6 @@ export interface FcptsResult {
   /** Global sparsity of the learned thresholds before the correction. */
   learnedSparsity: number;
 }
-
-export class NumericError extends PtslabError {}
 
 const isObjective = (o: ObjectiveConfig | Objective | undefined): o is Objective =>
   o !== undefined && Object.values(o).some((v) => typeof v === 'object' && v !== null && 'fn' in v);

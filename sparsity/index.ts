@@ -23,7 +23,7 @@ export {
   evaluate as evaluateObjective, klLogits, mseLogits, mseFeatures, controlLoss, objectiveFromConfig,
   type Objective, type ObjectiveTerm, type ObjectiveContext, type ObjectiveConfig, type WeightedTerm, type ControlForm,
 } from './objective.js';
-export { fcpts, applyMasks, NumericError, type FcptsConfig, type FcptsInput, type FcptsResult, type StepLog, type LayerReport } from './fcpts.js';
+export { fcpts, applyMasks, type FcptsConfig, type FcptsInput, type FcptsResult, type StepLog, type LayerReport } from './fcpts.js';
 export { oneShot, bnRecalibrate, type OneShotOptions, type PruneReport } from './baselines.js';
 export { pot, foldBatchNorms, convBnPairs, correctChannelStats, type PotOptions } from './pot.js';
 export { prunableLayers, type ModuleLayer, type PrunableOptions } from './prunable.js';

@@ -5,7 +5,7 @@
 //   L = L_rec + lambda * L_c,  L_c = |S - S*| (abs) or (S - S*)^2 (pow2),  S = sum_l n_l S_l / N
 //   L_rec: KL with temperature on logits (default T = 4), MSE on logits, or MSE on block outputs + a logit loss.
 
-import { ArgumentError, F, type Tensor } from '../core/index.js';
+import { ArgumentError, F, NumericError, type Tensor } from '../core/index.js';
 
 export interface ObjectiveContext {
   readonly studentLogits: Tensor;
@@ -41,7 +41,7 @@ export function evaluate(obj: Objective, ctx: ObjectiveContext): { total: Tensor
     const v = t.fn(ctx);
     if (v.size !== 1) throw new ArgumentError(`objective term '${name}' must return a scalar, got shape [${v.shape}]`);
     const x = v.item();
-    if (!Number.isFinite(x)) throw new ArgumentError(`objective term '${name}' is ${x} at step ${ctx.step}`);
+    if (!Number.isFinite(x)) throw new NumericError(`objective term '${name}' is ${x} at iteration ${ctx.step}`);
     values[name] = x;
     if (t.weight !== 0) total = total === null ? v.mul(t.weight) : total.add(v.mul(t.weight));
   }

@@ -3,7 +3,7 @@
 // held-out set, it prunes with the chosen method, optionally re-calibrates BatchNorm, counts the zeros actually in
 // the weights, evaluates, and reports per-layer sparsity and timings.
 
-import { ArgumentError, manualSeed, noGrad, type Tensor } from '../core/index.js';
+import { ArgumentError, NumericError, manualSeed, noGrad, type Tensor } from '../core/index.js';
 import type { Module } from '../nn/index.js';
 import { DataLoader, calibrationSubset, type Dataset } from '../nn/data/index.js';
 import { ALLOCATION_METHODS, type AllocationMethod } from './allocate.js';
@@ -82,6 +82,9 @@ export async function prune(data: PruneData, cfg: PruneConfig): Promise<PruneOut
     throw new ArgumentError(`prune: unknown method '${cfg.method}', expected one of ${PRUNE_METHODS.join(', ')}`);
   }
   const seed = cfg.seed ?? 0;
+  for (const [name, t] of Object.entries(data.model.stateDict())) {
+    if (!t.toArray().every(Number.isFinite)) throw new NumericError(`prune: the dense model's ${name} holds NaN or Inf`);
+  }
   manualSeed(seed);
   const calibN = Math.min(cfg.calib ?? 1024, data.calibSource.length);
   const calibAug = calibrationSubset(data.calibSource, calibN, seed);

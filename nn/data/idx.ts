@@ -79,6 +79,7 @@ export function loadIdxFolder(dir: string, split: 'train' | 'test' = 'train', op
   const images = readIdxFile(imgFile);
   const labels = readIdxFile(labFile);
   if (images.dims.length !== 3) throw new DataError(`${imgFile}: images must be 3-D [N, H, W], found [${images.dims.join(', ')}]`);
+  if (!(images.dims[1] > 0 && images.dims[2] > 0)) throw new DataError(`${imgFile}: images of ${images.dims[1]}x${images.dims[2]} pixels (the header says [${images.dims.join(', ')}])`);
   if (labels.dims.length !== 1) throw new DataError(`${labFile}: labels must be 1-D [N], found [${labels.dims.join(', ')}]`);
   if (labels.dims[0] !== images.dims[0]) throw new DataError(`${labFile}: ${labels.dims[0]} labels for ${images.dims[0]} images in ${imgFile}`);
   let maxLabel = 0;

@@ -1,7 +1,9 @@
 // Accuracy of a classifier on a dataset: top-1 and top-5 in percent over every image, in eval mode and without
-// gradients, batch by batch in dataset order (so the figure is deterministic for a given backend).
+// gradients, batch by batch in dataset order (so the figure is deterministic for a given backend). A non-finite output
+// is an error naming the image, never a silent hit.
 
 import { noGrad } from '../../core/index.js';
+import { PtslabError } from '../../core/errors.js';
 import { DataLoader, type Dataset } from '../data/index.js';
 import type { Module } from '../index.js';
 
@@ -44,7 +46,14 @@ export async function evaluate(model: Module, dataset: Dataset, o: { batchSize?:
   let n = 0;
   for await (const { images, labels } of loader.batches(0)) {
     const logits = noGrad(() => model.call(images));
-    const { hit1, hitK } = countHits(logits.toArray(), labels, logits.shape[1]);
+    const values = logits.toArray();
+    // NaN compares false with everything, so countHits would rank a NaN row's label first: refuse instead.
+    for (let i = 0; i < values.length; i++) {
+      if (!Number.isFinite(values[i])) {
+        throw new PtslabError(`evaluate: the model's output for image ${n + Math.floor(i / logits.shape[1])} holds ${values[i]} (tensor 'logits'): the weights or the input are not finite, an accuracy would be meaningless`);
+      }
+    }
+    const { hit1, hitK } = countHits(values, labels, logits.shape[1]);
     c1 += hit1;
     c5 += hitK;
     n += labels.length;

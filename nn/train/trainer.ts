@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { F, fromStorage, manualSeed, type Tensor } from '../../core/index.js';
 import { PtslabError } from '../../core/errors.js';
-import { CosineWarmupLR, SGD, saveSafetensors, type Module } from '../index.js';
+import { CosineWarmupLR, SGD, serializeSafetensors, type Module } from '../index.js';
 import { DataLoader, mixSeed, type Dataset } from '../data/index.js';
 import { loadTrainCheckpoint, saveTrainCheckpoint, writeAtomic } from './checkpoint.js';
 import { evaluate, type Accuracy } from './evaluate.js';
@@ -234,15 +234,21 @@ export async function train(run: TrainRun): Promise<TrainResult> {
     save();
     run.onEpoch?.(rec);
     const done = state.epoch >= cfg.epochs;
-    if (done) {
-      model.eval();
-      saveSafetensors(join(out, 'model.safetensors.tmp'), model.stateDict(), { arch: cfg.arch, dataset: cfg.dataset });
-      writeAtomic(join(out, 'model.safetensors'), readFileSync(join(out, 'model.safetensors.tmp')));
-      writeRecord({ status: 'finished', final: { top1: acc.top1, top5: acc.top5, count: acc.count } });
-      return { state, finished: true, final: acc };
-    }
+    if (done) return finish(acc);
     writeRecord({ status: 'running' });
     if ((run.stopAfterStep !== undefined && state.step >= run.stopAfterStep) || run.shouldStop?.()) return { state, finished: false };
   }
-  return { state, finished: true };
+  // Resumed from a checkpoint saved after the last epoch: a run killed between that checkpoint and its final files,
+  // or one resumed again after it finished. The checkpoint holds the final weights; write the final files from them.
+  const last = state.history[state.history.length - 1];
+  const pct = (p: number) => Math.round((p * (last?.count ?? 0)) / 100);
+  return finish(last ? { top1: last.top1, top5: last.top5, count: last.count, correct1: pct(last.top1), correct5: pct(last.top5) } : { top1: NaN, top5: NaN, count: 0, correct1: 0, correct5: 0 });
+
+  /** The final weights (atomically) and the finished record. */
+  function finish(acc: Accuracy): TrainResult {
+    model.eval();
+    writeAtomic(join(out, 'model.safetensors'), serializeSafetensors(model.stateDict(), { arch: cfg.arch, dataset: cfg.dataset }));
+    writeRecord({ status: 'finished', final: { top1: acc.top1, top5: acc.top5, count: acc.count } });
+    return { state, finished: true, final: acc };
+  }
 }
