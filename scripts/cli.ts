@@ -11,7 +11,12 @@ await yargs(hideBin(process.argv))
   .scriptName('ptslab')
   .version(packageVersion())
   .command(commands)
-  .demandCommand(1, 'give a command; see ptslab --help')
+  .demandCommand(1, 'give a command')
   .strict()
+  // An unknown or missing command: one line, exit 2 (each command sets its own handler for its flags).
+  .fail((msg, err) => {
+    process.stderr.write(`${(err?.message ?? msg ?? 'bad command line').replace(/\s*\n\s*/g, ' ').trim()} (see ptslab --help)\n`);
+    process.exit(2);
+  })
   .help()
   .parseAsync();

@@ -1,14 +1,19 @@
 // `ptslab convert <in> <out>`: a checkpoint (torch.save .pth in either format, or safetensors; the format is read
 // from the file's content) to a .safetensors file, then read back and compared value for value. Prints the number of
-// tensors and elements. Writing torch.save files is not supported (it would need a pickler); PyTorch reads safetensors.
+// tensors and elements. The output is written atomically (temporary file, verified, then renamed). Writing torch.save
+// files is not supported (it would need a pickler); PyTorch reads safetensors.
 
+import { renameSync, rmSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
+import type { Tensor } from '../../core/index.js';
 import { CheckpointError, loadCheckpoint, loadSafetensors, saveSafetensors } from '../../nn/index.js';
 import { packageVersion } from './version.js';
+import { runCommand, usageFailures } from './train.js';
 
 interface ConvertArgs {
   in: string;
   out: string;
+  verbose?: boolean;
 }
 
 export function convertCheckpoint(input: string, output: string): { tensors: number; elements: number } {
@@ -16,8 +21,24 @@ export function convertCheckpoint(input: string, output: string): { tensors: num
     throw new CheckpointError(`convert: the output must be a .safetensors file (writing torch.save files is not supported), got ${output}`);
   }
   const record = loadCheckpoint(input);
-  saveSafetensors(output, record, { format: 'pt', converted_by: `ptslab ${packageVersion()}`, source: input });
-  const back = loadSafetensors(output);
+  // Written beside the output and renamed once verified: a killed or failed convert never leaves a torn output.
+  const tmp = `${output}.tmp-${process.pid}`;
+  try {
+    try {
+      saveSafetensors(tmp, record, { format: 'pt', converted_by: `ptslab ${packageVersion()}`, source: input });
+    } catch (e) {
+      throw new CheckpointError(`${output}: cannot write (${(e as Error).message})`);
+    }
+    const n = verifyCopy(record, loadSafetensors(tmp), output);
+    renameSync(tmp, output);
+    return n;
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
+
+/** The copy read back has the same keys, shapes and values (float32-rounded) as the source record. */
+function verifyCopy(record: Record<string, Tensor>, back: Record<string, Tensor>, output: string): { tensors: number; elements: number } {
   const keys = Object.keys(record);
   if (Object.keys(back).join('\n') !== keys.join('\n')) throw new CheckpointError(`convert: ${output} read back with different keys`);
   let elements = 0;
@@ -40,19 +61,17 @@ const command: CommandModule<object, ConvertArgs> = {
   command: 'convert <in> <out>',
   describe: 'convert a .pth (torch.save) or .safetensors checkpoint to .safetensors and verify the copy',
   builder: (y) =>
-    y
-      .positional('in', { type: 'string', demandOption: true, describe: 'input checkpoint (format detected from content)' })
-      .positional('out', { type: 'string', demandOption: true, describe: 'output .safetensors file' }),
-  handler: (args) => {
-    try {
+    usageFailures(
+      y
+        .positional('in', { type: 'string', demandOption: true, describe: 'input checkpoint (format detected from content)' })
+        .positional('out', { type: 'string', demandOption: true, describe: 'output .safetensors file' })
+        .option('verbose', { type: 'boolean', describe: 'print stacks on errors' }),
+    ),
+  handler: (args) =>
+    runCommand(args.verbose, () => {
       const { tensors, elements } = convertCheckpoint(args.in, args.out);
       console.log(`wrote ${args.out}: ${tensors} tensors, ${elements.toLocaleString('en-US')} elements; read back and verified equal`);
-    } catch (e) {
-      if (!(e instanceof CheckpointError)) throw e;
-      process.stderr.write(`${e.message}\n`);
-      process.exitCode = 1;
-    }
-  },
+    }),
 };
 
 // The typed module widened to the list's element type (yargs' builder makes CommandModule<object, T> invariant).

@@ -8,7 +8,7 @@ import { loadCheckpoint, type Module } from '../../nn/index.js';
 import { Subset } from '../../nn/data/index.js';
 import { ARCHS, DATASETS, DATASET_INFO, buildModel, evaluate, loadDataset, type Arch, type DatasetName } from '../../nn/train/index.js';
 import { BUNDLED_MODELS, loadBundledModel } from '../../experiments/models/index.js';
-import { UsageError, runCommand, usageFailures } from './train.js';
+import { UsageError, backendChoices, checkNumbers, runCommand, usageFailures } from './train.js';
 
 interface EvalArgs {
   model?: string;
@@ -71,8 +71,9 @@ const command: CommandModule<object, EvalArgs> = {
         .option('batch', { type: 'number', default: 256, describe: 'batch size' })
         .option('limit', { type: 'number', describe: 'evaluate only the first N held-out images' })
         .option('json', { type: 'boolean', default: false, describe: 'print one JSON object { top1, top5, count }' })
-        .option('backend', { type: 'string', describe: 'backend (default: PTSLAB_BACKEND, else auto)' })
-        .option('verbose', { type: 'boolean', describe: 'print stacks on errors' }),
+        .option('backend', { type: 'string', choices: backendChoices(), describe: 'backend (default: PTSLAB_BACKEND, else auto)' })
+        .option('verbose', { type: 'boolean', describe: 'print stacks on errors' })
+        .check((a) => checkNumbers(a, { 'width-mult': '>0', batch: 'int>0', limit: 'int>0' })),
     ),
   handler: (a) => runCommand(a.verbose, () => handler(a)),
 };

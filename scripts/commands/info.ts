@@ -5,12 +5,15 @@ import type { CommandModule } from 'yargs';
 import { backend, listBackends } from '../../core/index.js';
 import { autoBackendReport, selectBackend } from '../../core/backend/select.js';
 import { threadCount } from '../../core/backend/cpu/index.js';
+import { gpujsMode, gpujsUnavailableReason } from '../../core/backend/gpujs/index.js';
 import { packageVersion } from './version.js';
+import { runCommand, usageFailures } from './train.js';
 
 export const infoCommand: CommandModule = {
   command: 'info',
   describe: 'print the backends found, the one auto picks, and the one in use',
-  handler: () => {
+  builder: (y) => usageFailures(y.option('verbose', { type: 'boolean', describe: 'print stacks on errors' })),
+  handler: (a) => runCommand(a.verbose as boolean | undefined, () => {
     console.log(`ptslab ${packageVersion()}, node ${process.version}`);
     console.log(`backends: ${listBackends().join(', ')}`);
     const auto = autoBackendReport();
@@ -23,9 +26,10 @@ export const infoCommand: CommandModule = {
       console.log(`  ${c.name.padEnd(10)} ${state}`);
     }
     console.log(`  cpu threads: ${threadCount()} (PTSLAB_THREADS overrides)`);
-    // Hook: backend-specific detail lines go here (the gpu.js backend adds its mode line, e.g. `gpujs mode: ...`).
+    const reason = gpujsUnavailableReason();
+    console.log(`  gpujs mode: ${reason ? `not running (${reason})` : gpujsMode()} (PTSLAB_GPUJS_MODE overrides)`);
     console.log(`auto: ${auto.chosen} (${auto.cached ? 'cached' : 'measured now'} in ${auto.cacheFile})`);
     selectBackend();
     console.log(`in use: ${backend().name}${process.env.PTSLAB_BACKEND ? ` (PTSLAB_BACKEND=${process.env.PTSLAB_BACKEND})` : ''}`);
-  },
+  }),
 };

@@ -5,7 +5,9 @@ import type { Argv, CommandModule } from 'yargs';
 import { selectBackend } from '../../core/backend/select.js';
 import { PRUNE_METHODS, type PruneConfig, type PruneMethod } from '../../sparsity/index.js';
 import { runCell } from '../../experiments/prune-cell.js';
-import { gitCommit, runCommand, usageFailures, UsageError } from './train.js';
+import { BUNDLED_MODELS } from '../../experiments/models/index.js';
+import { ARCHS, DATASETS } from '../../nn/train/index.js';
+import { backendChoices, checkNumbers, gitCommit, runCommand, usageFailures, UsageError } from './train.js';
 import { packageVersion } from './version.js';
 
 interface PruneArgs {
@@ -45,10 +47,10 @@ interface PruneArgs {
 function builder(y: Argv): Argv<PruneArgs> {
   return usageFailures(
     y
-      .option('model', { type: 'string', describe: 'a bundled model (see ptslab models)' })
-      .option('arch', { type: 'string', describe: 'architecture, with --weights and --dataset' })
+      .option('model', { type: 'string', choices: BUNDLED_MODELS.map((m) => m.name), describe: 'a bundled model (see ptslab models)' })
+      .option('arch', { type: 'string', choices: ARCHS, describe: 'architecture, with --weights and --dataset' })
       .option('weights', { type: 'string', describe: 'a .safetensors or .pth checkpoint' })
-      .option('dataset', { type: 'string' })
+      .option('dataset', { type: 'string', choices: DATASETS })
       .option('data-dir', { type: 'string' })
       .option('width-mult', { type: 'number' })
       .option('method', { choices: PRUNE_METHODS, demandOption: true })
@@ -74,8 +76,14 @@ function builder(y: Argv): Argv<PruneArgs> {
       .option('eval-images', { type: 'number', describe: 'evaluate on a seeded subset of the held-out set' })
       .option('out', { type: 'string', describe: 'output folder (default runs/prune-<model>-<method>-<sparsity>)' })
       .option('json', { type: 'boolean', default: false, describe: 'print result.json to stdout' })
-      .option('backend', { type: 'string' })
-      .option('verbose', { type: 'boolean', default: false }) as unknown as Argv<PruneArgs>,
+      .option('backend', { type: 'string', choices: backendChoices() })
+      .option('verbose', { type: 'boolean', default: false })
+      .check((a) =>
+        checkNumbers(a, {
+          'width-mult': '>0', sparsity: '[0,1)', iters: 'int>0', calib: 'int>0', batch: 'int>0', lr: '>0', seed: 'int>=0', lambda: '>=0', temperature: '>0',
+          'erk-power': '>=0', 'pot-iters': 'int>0', 'pot-images': 'int>0', 'eval-images': 'int>0',
+        }),
+      ) as unknown as Argv<PruneArgs>,
   );
 }
 

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import cliProgress from 'cli-progress';
 import type { Argv, CommandModule } from 'yargs';
-import { manualSeed } from '../../core/index.js';
+import { listBackends, manualSeed } from '../../core/index.js';
 import { PtslabError } from '../../core/errors.js';
 import { selectBackend } from '../../core/backend/select.js';
 import { ARCHS, DATASETS, DATASET_INFO, buildModel, loadDataset, train, type Arch, type DatasetName, type TrainConfig } from '../../nn/train/index.js';
@@ -38,13 +38,29 @@ export async function runCommand(verbose: boolean | undefined, body: () => Promi
   }
 }
 
-/** yargs validation failures (unknown choice, missing option) exit 2 with yargs' message. */
+/** yargs validation failures (unknown choice, missing option, a failed .check) exit 2 with one line. */
 export function usageFailures<T>(y: Argv<T>): Argv<T> {
   return y.fail((msg, err) => {
-    if (err) throw err;
-    process.stderr.write(`${msg}\n`);
+    const text = err ? err.message : msg;
+    process.stderr.write(`${(text ?? 'bad command line').replace(/\s*\n\s*/g, ' ').trim()} (see --help)\n`);
     process.exit(2);
   });
+}
+
+/** Values `--backend` accepts: the registered backends and `auto`. */
+export const backendChoices = (): string[] => [...listBackends(), 'auto'];
+
+const RULES = { 'int>0': 'a positive integer', 'int>=0': 'a non-negative integer', '>0': 'a positive number', '>=0': 'a number >= 0', '[0,1)': 'a number in [0, 1)' } as const;
+
+/** Check numeric flags (absent ones are skipped); NaN, arrays and out-of-range values are usage errors naming the rule. */
+export function checkNumbers(a: Record<string, unknown>, rules: Record<string, keyof typeof RULES>): true {
+  for (const [k, rule] of Object.entries(rules)) {
+    const x = a[k];
+    if (x === undefined) continue;
+    const ok = typeof x === 'number' && Number.isFinite(x) && (rule === 'int>0' || rule === 'int>=0' ? Number.isInteger(x) : true) && (rule === 'int>0' || rule === '>0' ? x > 0 : x >= 0) && (rule !== '[0,1)' || x < 1);
+    if (!ok) throw new UsageError(`--${k} must be ${RULES[rule]}, got ${Array.isArray(x) ? `several values (${x.join(', ')})` : String(x)}`);
+  }
+  return true;
 }
 
 interface TrainArgs {
@@ -171,15 +187,16 @@ const command: CommandModule<object, TrainArgs> = {
         .option('warmup-epochs', { type: 'number', default: 0.5, describe: 'linear warm-up length in epochs' })
         .option('out', { type: 'string', describe: 'output folder (checkpoint, record.json, model.safetensors)' })
         .option('resume', { type: 'boolean', default: false, describe: 'continue from OUT/checkpoint.safetensors' })
-        .option('backend', { type: 'string', describe: 'backend (default: PTSLAB_BACKEND, else auto)' })
+        .option('backend', { type: 'string', choices: backendChoices(), describe: 'backend (default: PTSLAB_BACKEND, else auto)' })
         .option('checkpoint-every', { type: 'number', default: 100, describe: 'also checkpoint every N iterations (0: epoch ends only)' })
         .option('stop-after', { type: 'number', describe: 'stop (checkpointed) after this many iterations in all' })
         .option('verbose', { type: 'boolean', describe: 'print stacks on errors' })
-        .check((a) => {
-          for (const k of ['epochs', 'batch'] as const) if (!(Number.isInteger(a[k]) && a[k] > 0)) throw new Error(`--${k} must be a positive integer, got ${a[k]}`);
-          if (!(a['checkpoint-every'] >= 0)) throw new Error(`--checkpoint-every must be >= 0, got ${a['checkpoint-every']}`);
-          return true;
-        }),
+        .check((a) =>
+          checkNumbers(a, {
+            epochs: 'int>0', batch: 'int>0', lr: '>0', wd: '>=0', seed: 'int>=0', 'width-mult': '>0', 'label-smoothing': '[0,1)',
+            'warmup-epochs': '>=0', 'checkpoint-every': 'int>=0', 'stop-after': 'int>0',
+          }),
+        ),
     ),
   handler: (a) => runCommand(a.verbose, () => handler(a)),
 };
