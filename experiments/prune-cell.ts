@@ -7,6 +7,7 @@ import { renameSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ArgumentError, backend } from '../core/index.js';
 import { loadCheckpoint, saveSafetensors, type Module } from '../nn/index.js';
+import { calibrationSubset, imagenet, imagenetEval, imagenetTrain } from '../nn/data/index.js';
 import { DATASET_INFO, buildModel, evaluate, isArch, isDataset, loadDataset, type Arch, type DatasetName } from '../nn/train/index.js';
 import { prune, type PruneConfig, type StepLog } from '../sparsity/index.js';
 import { bundledModelSpec, loadBundledModel } from './models/index.js';
@@ -21,6 +22,10 @@ export interface CellSpec {
   widthMult?: number;
   /** How many held-out images to evaluate (default all). */
   evalImages?: number;
+  /** ImageNet only: training crop and evaluation resize/crop sides (default 224 / 256; the FCPTS code used 224 / 224). */
+  imageSize?: { crop: number; resize: number };
+  /** The dense model's top-1 on this same evaluation set, when already known (skips evaluating the dense model). */
+  denseTop1?: number;
   prune: PruneConfig;
 }
 
@@ -91,14 +96,12 @@ export interface CellRunOptions {
 export async function runCell(spec: CellSpec, o: CellRunOptions): Promise<CellResult> {
   const loaded = loadModel(spec);
   const dataDir = spec.dataDir;
-  const calibSource = loadDataset(loaded.dataset, 'train', { dataDir, augment: true });
-  const calibSourcePlain = loadDataset(loaded.dataset, 'train', { dataDir, augment: false });
-  let test = loadDataset(loaded.dataset, 'test', { dataDir });
-  if (spec.evalImages && spec.evalImages < test.length) {
-    const { calibrationSubset } = await import('../nn/data/index.js');
-    test = calibrationSubset(test, spec.evalImages, 0);
-  }
-  let denseTop1 = spec.evalImages ? null : loaded.denseTop1;
+  const size = loaded.dataset === 'imagenet' ? spec.imageSize : undefined;
+  const calibSource = size ? imagenet(dataDir!, 'train', { transform: imagenetTrain(size.crop) }) : loadDataset(loaded.dataset, 'train', { dataDir, augment: true });
+  const calibSourcePlain = size ? imagenet(dataDir!, 'train', { transform: imagenetEval(size.crop, size.resize) }) : loadDataset(loaded.dataset, 'train', { dataDir, augment: false });
+  let test = size ? imagenet(dataDir!, 'val', { transform: imagenetEval(size.crop, size.resize) }) : loadDataset(loaded.dataset, 'test', { dataDir });
+  if (spec.evalImages && spec.evalImages < test.length) test = calibrationSubset(test, spec.evalImages, 0);
+  let denseTop1 = spec.denseTop1 ?? (spec.evalImages || size ? null : loaded.denseTop1);
   if (denseTop1 === null) {
     o.log?.('evaluating the dense model');
     denseTop1 = (await evaluate(loaded.model, test)).top1;

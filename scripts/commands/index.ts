@@ -7,5 +7,7 @@ import { trainCommand } from './train.js';
 import { evalCommand } from './eval.js';
 import { modelsCommand } from './models.js';
 import { pruneCommand } from './prune.js';
+import { runCommandModule } from './run.js';
+import { mergeCommand } from './merge.js';
 
-export const commands: CommandModule[] = [infoCommand, convertCommand, trainCommand, evalCommand, modelsCommand, pruneCommand as CommandModule];
+export const commands: CommandModule[] = [infoCommand, convertCommand, trainCommand, evalCommand, modelsCommand, pruneCommand as CommandModule, runCommandModule, mergeCommand];

@@ -1,0 +1,153 @@
+// Gathering and tabulating results: every DIR/cells/<key>/ folder (cell.json = what the runner asked for,
+// result.json = runCell's CellResult, error.json = why it failed) of one or more run folders becomes one list of
+// cell records, written as DIR/results.json (everything), DIR/results.csv (one row per cell) and DIR/results.md (the
+// tables a person reads: rows = method, columns = target sparsity; top-1, achieved sparsity, seconds; mean +- std
+// over seeds). Nothing here depends on when or where a cell ran, so merged shards give the same files as one run.
+
+import { existsSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { CellResult } from '../prune-cell.js';
+import type { StepLog } from '../../sparsity/index.js';
+
+/** DIR/cells/<key>/cell.json: written by the runner before a cell starts. */
+export interface CellMeta {
+  key: string;
+  index: number;
+  method: string;
+  sparsity: number;
+  seed: number;
+  ablation: string | null;
+  config: string;
+}
+
+export interface CellRecord extends CellMeta {
+  status: 'done' | 'failed' | 'pending';
+  dir: string;
+  result?: CellResult;
+  error?: string;
+}
+
+export interface RunMeta {
+  name: string;
+  description?: string;
+  smoke: boolean;
+  plotSparsity?: number;
+}
+
+const readJson = <T>(p: string): T | null => (existsSync(p) ? (JSON.parse(readFileSync(p, 'utf8')) as T) : null);
+
+/** Every cell folder under each DIR/cells, sorted by grid index then key; a key seen twice keeps the finished one. */
+export function gatherCells(dirs: readonly string[]): CellRecord[] {
+  const byKey = new Map<string, CellRecord>();
+  for (const dir of dirs) {
+    const cellsDir = join(dir, 'cells');
+    if (!existsSync(cellsDir)) continue;
+    for (const key of readdirSync(cellsDir).sort()) {
+      const d = join(cellsDir, key);
+      const meta = readJson<CellMeta>(join(d, 'cell.json'));
+      const result = readJson<CellResult>(join(d, 'result.json'));
+      const err = readJson<{ error: string }>(join(d, 'error.json'));
+      if (!meta && !result) continue;
+      const m: CellMeta = meta ?? {
+        key,
+        index: Number.MAX_SAFE_INTEGER,
+        method: `${result!.method}${result!.config.bnRecal ? '+bnrecal' : ''}`,
+        sparsity: result!.targetSparsity,
+        seed: result!.seed,
+        ablation: null,
+        config: '',
+      };
+      const rec: CellRecord = { ...m, status: result ? 'done' : err ? 'failed' : 'pending', dir: d, ...(result ? { result } : {}), ...(err && !result ? { error: err.error } : {}) };
+      const prev = byKey.get(key);
+      if (!prev || (prev.status !== 'done' && rec.status === 'done')) byKey.set(key, rec);
+    }
+  }
+  return [...byKey.values()].sort((a, b) => a.index - b.index || a.key.localeCompare(b.key));
+}
+
+/** The FCPTS history of a finished cell (empty for one-shot methods). */
+export function readHistory(c: CellRecord): StepLog[] {
+  return readJson<StepLog[]>(join(c.dir, 'history.json')) ?? [];
+}
+
+export const rowLabel = (c: { method: string; ablation: string | null }): string => (c.ablation ? `${c.method} [${c.ablation}]` : c.method);
+
+const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+const std = (xs: number[]) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((s, x) => s + (x - mean(xs)) ** 2, 0) / (xs.length - 1)));
+const pct = (s: number) => `${+(100 * s).toFixed(2)}%`;
+
+/** A rows x sparsities table of one statistic; cells with several seeds show mean +- std (n). */
+function table(cells: CellRecord[], title: string, get: (r: CellResult) => number, digits: number): string {
+  const rows = [...new Set(cells.map(rowLabel))];
+  const cols = [...new Set(cells.map((c) => c.sparsity))].sort((a, b) => a - b);
+  const lines = [`## ${title}`, '', `| method | ${cols.map(pct).join(' | ')} |`, `| --- | ${cols.map(() => '---:').join(' | ')} |`];
+  for (const row of rows) {
+    const vals = cols.map((s) => {
+      const here = cells.filter((c) => rowLabel(c) === row && c.sparsity === s);
+      const done = here.filter((c) => c.result).map((c) => get(c.result!));
+      if (!done.length) return here.some((c) => c.status === 'failed') ? 'failed' : here.length ? 'pending' : '–';
+      const m = mean(done).toFixed(digits);
+      return done.length > 1 ? `${m} ± ${std(done).toFixed(digits)} (n=${done.length})` : m;
+    });
+    lines.push(`| ${row} | ${vals.join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
+/** results.md: header, top-1 / achieved sparsity / seconds tables, failures, plots. */
+export function resultsMarkdown(meta: RunMeta, cells: CellRecord[], plots: string[] = []): string {
+  const done = cells.filter((c) => c.result);
+  const failed = cells.filter((c) => c.status === 'failed');
+  const first = done[0]?.result;
+  const out: string[] = [`# ${meta.name}${meta.smoke ? ' (smoke run: reduced iterations and data, not a result)' : ''}`, ''];
+  if (meta.description) out.push(meta.description.trim(), '');
+  const models = [...new Set(done.map((c) => `${c.result!.model} (${c.result!.arch} on ${c.result!.dataset})`))];
+  if (models.length) out.push(`Model: ${models.join(', ')}.`);
+  const dense = [...new Set(done.map((c) => `${c.result!.denseTop1.toFixed(2)}% on ${c.result!.evalImages} images`))];
+  if (dense.length) out.push(`Dense top-1: ${dense.join(', ')}.`);
+  if (first) out.push(`Backend ${[...new Set(done.map((c) => c.result!.backend))].join(', ')}; version ${first.version}; commit ${first.commit ?? 'unknown'}.`);
+  out.push(`${cells.length} cells: ${done.length} done, ${failed.length} failed, ${cells.length - done.length - failed.length} pending.`, '');
+  out.push(table(cells, 'Top-1 (%)', (r) => r.top1, 2), '');
+  out.push(table(cells, 'Achieved sparsity (%)', (r) => 100 * r.achievedSparsity, 2), '');
+  out.push(table(cells, 'Seconds (sparsification, without evaluation)', (r) => r.seconds, 1), '');
+  if (failed.length) out.push('## Failed cells', '', ...failed.map((c) => `- \`${c.key}\`: ${c.error ?? 'unknown error'}`), '');
+  if (plots.length) out.push('## Plots', '', ...plots.map((p) => `- [${p}](${p})`), '');
+  return out.join('\n');
+}
+
+const CSV_COLUMNS = ['key', 'method', 'ablation', 'sparsity', 'seed', 'status', 'top1', 'denseTop1', 'achievedSparsity', 'seconds', 'zeroParams', 'prunableParams', 'model', 'arch', 'dataset', 'evalImages', 'backend', 'commit', 'error'] as const;
+
+const csvField = (v: unknown): string => {
+  const s = v === undefined || v === null ? '' : String(v);
+  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+};
+
+export function resultsCsv(cells: CellRecord[]): string {
+  const rows = cells.map((c) => {
+    const r = c.result;
+    const v: Record<(typeof CSV_COLUMNS)[number], unknown> = {
+      key: c.key, method: c.method, ablation: c.ablation, sparsity: c.sparsity, seed: c.seed, status: c.status,
+      top1: r?.top1, denseTop1: r?.denseTop1, achievedSparsity: r?.achievedSparsity, seconds: r?.seconds, zeroParams: r?.zeroParams,
+      prunableParams: r?.prunableParams, model: r?.model, arch: r?.arch, dataset: r?.dataset, evalImages: r?.evalImages,
+      backend: r?.backend, commit: r?.commit, error: c.error,
+    };
+    return CSV_COLUMNS.map((k) => csvField(v[k])).join(',');
+  });
+  return `${[CSV_COLUMNS.join(','), ...rows].join('\n')}\n`;
+}
+
+/** results.json: the run's name and every cell (its folder relative to nothing: dirs differ between shards). */
+export function resultsJson(meta: RunMeta, cells: CellRecord[]): string {
+  return `${JSON.stringify({ ...meta, cells: cells.map(({ dir: _d, ...c }) => c) }, null, 2)}\n`;
+}
+
+/** Write results.json/csv/md into `out`; returns their paths. */
+export function writeTables(out: string, meta: RunMeta, cells: CellRecord[], plots: string[] = []): string[] {
+  const files = { 'results.json': resultsJson(meta, cells), 'results.csv': resultsCsv(cells), 'results.md': resultsMarkdown(meta, cells, plots) };
+  return Object.entries(files).map(([f, text]) => {
+    const p = join(out, f);
+    writeFileSync(`${p}.tmp-${process.pid}`, text);
+    renameSync(`${p}.tmp-${process.pid}`, p);
+    return p;
+  });
+}

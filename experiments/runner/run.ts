@@ -1,0 +1,116 @@
+// The grid runner behind `ptslab run`: runs the selected cells one after another through runCell (the same code as
+// `ptslab prune`), each in DIR/cells/<key>/, skipping cells whose result.json exists (resume is the default). A cell
+// that throws leaves DIR/cells/<key>/error.json and the run goes on. The tables are rewritten after every cell (a long
+// run can be read while it goes), the plots at the end. The dense model's top-1 is measured once per evaluation set
+// and handed to the following cells.
+
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { runCell, writeJsonAtomic, type CellResult, type CellSpec } from '../prune-cell.js';
+import type { Cell } from './grid.js';
+import type { Progress } from './progress.js';
+import { gatherCells, writeTables, type CellMeta, type CellRecord, type RunMeta } from './results.js';
+import { writePlots } from './plots.js';
+
+export interface RunGridOptions {
+  out: string;
+  meta: RunMeta;
+  /** The resolved config, saved as DIR/run.json beside the results. */
+  config: unknown;
+  commit: string | null;
+  version: string;
+  progress: Progress;
+}
+
+export interface RunSummary {
+  ran: string[];
+  skipped: string[];
+  failed: Array<{ key: string; error: string }>;
+  /** Every cell found in DIR (this run's and earlier ones), as tabulated. */
+  cells: CellRecord[];
+  tables: string[];
+  plots: string[];
+}
+
+/** JSON with sorted keys, to compare configs. */
+const canonical = (v: unknown): string =>
+  JSON.stringify(v, (_, x) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => a.localeCompare(b))) : x));
+
+/** What determines the dense model's top-1: the model and the evaluation set. */
+const denseKey = (s: CellSpec): string => canonical({ ...s, prune: undefined, denseTop1: undefined });
+
+/** Write the tables and the plots of everything in `out`; returns their paths. */
+export async function tabulate(out: string, meta: RunMeta, cells: CellRecord[]): Promise<{ tables: string[]; plots: string[] }> {
+  const plots = await writePlots(out, cells, meta.plotSparsity);
+  return { tables: writeTables(out, meta, cells, plots), plots: plots.map((p) => join(out, p)) };
+}
+
+/** Dense top-1 of every finished cell already in the folder, by evaluation set. */
+function knownDenseTop1(cellsDir: string): Map<string, number> {
+  const dense = new Map<string, number>();
+  for (const key of readdirSync(cellsDir)) {
+    const [cell, result] = ['cell.json', 'result.json'].map((f) => join(cellsDir, key, f));
+    if (!existsSync(cell) || !existsSync(result)) continue;
+    const spec = (JSON.parse(readFileSync(cell, 'utf8')) as { spec?: CellSpec }).spec;
+    if (spec) dense.set(denseKey(spec), (JSON.parse(readFileSync(result, 'utf8')) as CellResult).denseTop1);
+  }
+  return dense;
+}
+
+export async function runGrid(cells: Cell[], o: RunGridOptions): Promise<RunSummary> {
+  const cellsDir = join(o.out, 'cells');
+  mkdirSync(cellsDir, { recursive: true });
+  writeJsonAtomic(join(o.out, 'run.json'), { ...o.meta, config: o.config });
+  const dense = knownDenseTop1(cellsDir);
+  const summary: RunSummary = { ran: [], skipped: [], failed: [], cells: [], tables: [], plots: [] };
+  const todo: Cell[] = [];
+  for (const c of cells) {
+    const resultFile = join(cellsDir, c.key, 'result.json');
+    if (!existsSync(resultFile)) {
+      todo.push(c);
+      continue;
+    }
+    const r = JSON.parse(readFileSync(resultFile, 'utf8')) as CellResult;
+    dense.set(denseKey(c.spec), r.denseTop1);
+    summary.skipped.push(c.key);
+    if (canonical(r.config) !== canonical(c.spec.prune)) {
+      o.progress.log(`warning: ${c.key} finished earlier with other options (e.g. a --smoke run); delete ${join(cellsDir, c.key)} to rerun it`);
+    }
+  }
+  if (summary.skipped.length) o.progress.log(`${summary.skipped.length} of ${cells.length} cells already finished in ${cellsDir}: skipped`);
+  for (const [i, c] of todo.entries()) {
+    const dir = join(cellsDir, c.key);
+    mkdirSync(dir, { recursive: true });
+    rmSync(join(dir, 'error.json'), { force: true });
+    const meta: CellMeta = { key: c.key, index: c.index, method: c.method, sparsity: c.sparsity, seed: c.seed, ablation: c.ablation, config: o.meta.name };
+    writeJsonAtomic(join(dir, 'cell.json'), { ...meta, spec: c.spec });
+    const learns = c.spec.prune.method === 'fcpts' || c.spec.prune.method === 'erk-kd';
+    o.progress.startCell(i + 1, todo.length, c.key, learns ? (c.spec.prune.iters ?? 1600) : null);
+    const known = dense.get(denseKey(c.spec));
+    try {
+      const r = await runCell(known === undefined ? c.spec : { ...c.spec, denseTop1: known }, {
+        out: dir,
+        commit: o.commit,
+        version: o.version,
+        onStep: (s) => o.progress.step(s),
+        log: (l) => o.progress.log(`${c.key}: ${l}`),
+      });
+      dense.set(denseKey(c.spec), r.denseTop1);
+      summary.ran.push(c.key);
+      o.progress.endCell();
+      o.progress.log(`${c.key}: top-1 ${r.top1.toFixed(2)}% (dense ${r.denseTop1.toFixed(2)}%), sparsity ${(100 * r.achievedSparsity).toFixed(2)}%, ${r.seconds} s`);
+    } catch (e) {
+      const err = e as Error;
+      const message = `${err.name === 'Error' ? '' : `${err.name}: `}${err.message.split('\n')[0]}`;
+      writeJsonAtomic(join(dir, 'error.json'), { key: c.key, error: message, stack: err.stack ?? null, time: new Date().toISOString() });
+      summary.failed.push({ key: c.key, error: message });
+      o.progress.endCell();
+      o.progress.log(`${c.key}: FAILED: ${message}`);
+    }
+    writeTables(o.out, o.meta, gatherCells([o.out]));
+  }
+  o.progress.stop();
+  summary.cells = gatherCells([o.out]);
+  Object.assign(summary, await tabulate(o.out, o.meta, summary.cells));
+  return summary;
+}
