@@ -8,6 +8,7 @@
 
 import { ArgumentError } from '../core/index.js';
 import { absWeights, targetCount, totalParams, type PrunableLayer } from './layers.js';
+import { lowerBound } from './masks.js';
 
 export type AllocationMethod = 'uniform' | 'global' | 'global-l1' | 'global-l2' | 'erk' | 'lamp';
 export const ALLOCATION_METHODS: readonly AllocationMethod[] = ['uniform', 'global', 'global-l1', 'global-l2', 'erk', 'lamp'];
@@ -88,15 +89,18 @@ function countsFromScores(scores: Float64Array[], K: number): number[] {
   return counts;
 }
 
-/** LAMP scores of one layer, in the layer's own element order. */
+/**
+ * LAMP scores of one layer, in the layer's own element order: w_u^2 / sum_{v >= u} w_v^2 over |w| ascending. Tied
+ * magnitudes share the score of the first of them (the largest tail), so the score depends on values only.
+ */
 export function lampScores(abs: Float64Array): Float64Array {
-  const order = Array.from(abs.keys()).sort((a, b) => abs[a] - abs[b] || a - b);
+  const sorted = Float64Array.from(abs).sort();
+  const tail = new Float64Array(sorted.length + 1);
+  for (let j = sorted.length - 1; j >= 0; j--) tail[j] = tail[j + 1] + sorted[j] * sorted[j];
   const scores = new Float64Array(abs.length);
-  let tail = 0;
-  for (let j = order.length - 1; j >= 0; j--) {
-    const w2 = abs[order[j]] ** 2;
-    tail += w2;
-    scores[order[j]] = tail > 0 ? w2 / tail : 0;
+  for (let i = 0; i < abs.length; i++) {
+    const t = tail[lowerBound(sorted, abs[i])];
+    scores[i] = t > 0 ? (abs[i] * abs[i]) / t : 0;
   }
   return scores;
 }

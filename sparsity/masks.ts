@@ -14,19 +14,38 @@ export function maskFromThreshold(abs: ArrayLike<number>, t: number): Mask {
   return m;
 }
 
-/** Order of indices by (value ascending, index ascending): a stable sort, ties by position. */
-function ascendingOrder(v: ArrayLike<number>): Uint32Array {
-  const idx = new Uint32Array(v.length);
-  for (let i = 0; i < v.length; i++) idx[i] = i;
-  return idx.sort((a, b) => v[a] - v[b] || a - b);
+/** First index in an ascending array whose value is >= v. */
+export function lowerBound(sorted: Float64Array, v: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid] < v) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
-/** Prune exactly k weights of a layer: the k smallest |w|, ties broken by index. */
+/**
+ * Prune exactly k weights of a layer: the k smallest |w|, ties broken by index. Uses the engine's native numeric
+ * sort (no comparator callback), so a 2.4M-weight layer takes a fraction of a second.
+ */
 export function maskFromCount(abs: ArrayLike<number>, k: number): Mask {
-  if (!Number.isInteger(k) || k < 0 || k > abs.length) throw new ArgumentError(`maskFromCount: cannot prune ${k} of ${abs.length} weights`);
-  const m = new Uint8Array(abs.length).fill(1);
-  const order = ascendingOrder(abs);
-  for (let i = 0; i < k; i++) m[order[i]] = 0;
+  const n = abs.length;
+  if (!Number.isInteger(k) || k < 0 || k > n) throw new ArgumentError(`maskFromCount: cannot prune ${k} of ${n} weights`);
+  const m = new Uint8Array(n).fill(1);
+  if (k === 0) return m;
+  const sorted = Float64Array.from(abs).sort();
+  const kth = sorted[k - 1];
+  let ties = k - lowerBound(sorted, kth);
+  for (let i = 0; i < n; i++) {
+    const a = abs[i];
+    if (a < kth) m[i] = 0;
+    else if (a === kth && ties > 0) {
+      m[i] = 0;
+      ties--;
+    }
+  }
   return m;
 }
 

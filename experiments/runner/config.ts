@@ -199,10 +199,15 @@ export function validateConfig(raw: unknown, file: string, o: { env?: NodeJS.Pro
 /** Read and validate a .yaml/.yml/.json config file. */
 export function loadConfig(file: string, o: { env?: NodeJS.ProcessEnv; checkFiles?: boolean } = {}): ExperimentConfig {
   if (!existsSync(file)) throw new ConfigError(file, ['(file): config file not found']);
-  const text = readFileSync(file, 'utf8');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(file, [`(file): cannot read the config: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`]);
+  }
   let raw: unknown;
   try {
-    raw = extname(file).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text);
+    raw = extname(file).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text, { logLevel: 'error' });
   } catch (e) {
     throw new ConfigError(file, [`(syntax): ${(e as Error).message.split('\n')[0]}`]);
   }
