@@ -5,7 +5,7 @@
 
 import { renameSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ArgumentError, backend } from '../core/index.js';
+import { ArgumentError, backend, type Tensor } from '../core/index.js';
 import { loadCheckpoint, saveSafetensors, type Module } from '../nn/index.js';
 import { calibrationSubset, imagenet, imagenetEval, imagenetTrain } from '../nn/data/index.js';
 import { DATASET_INFO, buildModel, evaluate, isArch, isDataset, loadDataset, type Arch, type DatasetName } from '../nn/train/index.js';
@@ -106,7 +106,15 @@ export async function runCell(spec: CellSpec, o: CellRunOptions): Promise<CellRe
     o.log?.('evaluating the dense model');
     denseTop1 = (await evaluate(loaded.model, test)).top1;
   }
-  const outcome = await prune({ model: loaded.model, makeModel: loaded.makeModel, calibSource, calibSourcePlain, onStep: o.onStep }, spec.prune);
+  const onNumericError = (state: Record<string, Tensor>): string | void => {
+    if (!o.out) return;
+    mkdirSync(o.out, { recursive: true });
+    const file = join(o.out, 'last-good.safetensors');
+    saveSafetensors(`${file}.tmp-${process.pid}`, state);
+    renameSync(`${file}.tmp-${process.pid}`, file);
+    return file;
+  };
+  const outcome = await prune({ model: loaded.model, makeModel: loaded.makeModel, calibSource, calibSourcePlain, onStep: o.onStep, onNumericError }, spec.prune);
   o.log?.(`pruned in ${outcome.seconds.toFixed(1)} s; evaluating`);
   const acc = await evaluate(loaded.model, test);
   const result: CellResult = {

@@ -62,6 +62,12 @@ export interface FcptsInput {
   /** Number of calibration images (sets the default warm-up of one epoch). */
   calibSize: number;
   onStep?: (log: StepLog) => void;
+  /**
+   * Called once when a NaN/Inf stops the run, with the last good state (weights, buffers and the threshold logits
+   * as `threshold.<layer>`, copied every `goodStateEvery` iterations, default 50) and its iteration; the caller saves it.
+   */
+  onNumericError?: (state: Record<string, Tensor>, iteration: number) => string | void;
+  goodStateEvery?: number;
 }
 
 export interface LayerReport {
@@ -120,8 +126,18 @@ export async function fcpts(input: FcptsInput, cfg: FcptsConfig): Promise<FcptsR
   teacher.train(cfg.teacherMode === 'train');
   for (const p of teacher.parameters()) p.requiresGrad = false;
 
+  // The last good state, copied every goodStateEvery iterations, handed over if a NaN/Inf stops the run.
+  const every = Math.max(1, input.goodStateEvery ?? 50);
+  const snapshot = (): Record<string, Tensor> => {
+    const st: Record<string, Tensor> = {};
+    for (const [k, v] of Object.entries(model.stateDict())) st[k] = v.clone();
+    layers.forEach((l, i) => (st[`threshold.${l.name}`] = s[i].detach().clone()));
+    return st;
+  };
+  let good = { state: snapshot(), iteration: -1 };
   try {
     for (let step = 0; step < cfg.iters; step++) {
+      if (step > 0 && step % every === 0) good = { state: snapshot(), iteration: step - 1 };
       const x = await input.batch(step);
       const thresholds = layers.map((l, i) => (fixed ? null : thresholdOf(s[i], l.weight, mode)));
       layers.forEach((l, i) => {
@@ -161,6 +177,13 @@ export async function fcpts(input: FcptsInput, cfg: FcptsConfig): Promise<FcptsR
       studentTap?.clear();
       teacherTap?.clear();
     }
+  } catch (e) {
+    if (e instanceof NumericError && input.onNumericError) {
+      const where = input.onNumericError(good.state, good.iteration);
+      const at = good.iteration < 0 ? 'before the first iteration' : `after iteration ${good.iteration}`;
+      throw new NumericError(`${e.message}; the last good state (${at}) was saved${where ? ` to ${where}` : ''}`);
+    }
+    throw e;
   } finally {
     for (const l of layers) l.module.weightTransform = null;
     studentTap?.remove();

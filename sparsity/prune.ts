@@ -41,6 +41,8 @@ export interface PruneData {
   /** The same split without augmentation (BN re-calibration, POT). */
   calibSourcePlain: Dataset;
   onStep?: (log: StepLog) => void;
+  /** See FcptsInput.onNumericError. */
+  onNumericError?: (state: Record<string, Tensor>, iteration: number) => string | void;
 }
 
 export interface PruneOutcome {
@@ -113,7 +115,7 @@ export async function prune(data: PruneData, cfg: PruneConfig): Promise<PruneOut
       return r.value.images;
     };
     const r = await fcpts(
-      { model, teacher, batch, calibSize: calibN, onStep: data.onStep },
+      { model, teacher, batch, calibSize: calibN, onStep: data.onStep, onNumericError: data.onNumericError },
       { ...cfg, iters: cfg.iters ?? 1600, batchSize, freezeMasks: cfg.method === 'erk-kd' },
     );
     layers = r.layers;

@@ -4,7 +4,7 @@
 
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Generator, randn, type Tensor } from '../core/index.js';
+import { Generator, NumericError, randn, type Tensor } from '../core/index.js';
 import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, ReLU, Sequential, type Module } from '../nn/index.js';
 import { fcpts, type FcptsConfig } from '../sparsity/fcpts.js';
 import { prunableLayers } from '../sparsity/prunable.js';
@@ -89,15 +89,27 @@ test('erk-kd keeps the ERK masks fixed through distillation', async () => {
   assert.ok(Math.abs(r.learnedSparsity - 0.6) < 0.01);
 });
 
-test('a NaN in the data stops the run naming the iteration', async () => {
+test('a NaN in the data stops the run naming the iteration, handing over the last good state', async () => {
   const s = setup(11);
   const batch = (step: number) => (step === 3 ? s.batch(0).mul(NaN) : s.batch(step));
+  let saved: { state: Record<string, Tensor>; iteration: number } | null = null;
+  const onNumericError = (state: Record<string, Tensor>, iteration: number) => {
+    saved = { state, iteration };
+    return '/somewhere/last-good.safetensors';
+  };
   try {
-    await fcpts({ ...s, batch }, { ...base, iters: 10 });
+    await fcpts({ ...s, batch, onNumericError, goodStateEvery: 2 }, { ...base, iters: 10 });
     assert.unreachable('should throw');
   } catch (e) {
+    assert.instance(e, NumericError);
     assert.match((e as Error).message, /iteration 3/);
+    assert.match((e as Error).message, /last good state \(after iteration 1\) was saved to \/somewhere\/last-good\.safetensors/);
   }
+  const got = saved as { state: Record<string, Tensor>; iteration: number } | null;
+  assert.ok(got !== null);
+  assert.is(got!.iteration, 1);
+  assert.ok('threshold.0.weight' in got!.state && '0.weight' in got!.state);
+  for (const [k, t] of Object.entries(got!.state)) assert.ok(Array.from(t.toArray()).every(Number.isFinite), `${k} finite`);
 });
 
 test('keepDense leaves the named layers untouched', async () => {
