@@ -8,7 +8,7 @@ import type { CommandModule } from 'yargs';
 import type { Tensor } from '../../core/index.js';
 import { CheckpointError, loadCheckpoint, loadSafetensors, saveSafetensors } from '../../nn/index.js';
 import { packageVersion } from './version.js';
-import { runCommand, usageFailures } from './train.js';
+import { runCommand, usageFailures } from './common.js';
 
 interface ConvertArgs {
   in: string;

@@ -8,7 +8,7 @@ import { loadCheckpoint, type Module } from '../../nn/index.js';
 import { Subset } from '../../nn/data/index.js';
 import { ARCHS, DATASETS, DATASET_INFO, buildModel, evaluate, loadDataset, type Arch, type DatasetName } from '../../nn/train/index.js';
 import { BUNDLED_MODELS, loadBundledModel } from '../../experiments/models/index.js';
-import { UsageError, backendChoices, checkNumbers, runCommand, usageFailures } from './train.js';
+import { UsageError, backendChoices, checkNumbers, runCommand, usageFailures } from './common.js';
 
 interface EvalArgs {
   model?: string;

@@ -7,7 +7,7 @@ import { autoBackendReport, selectBackend } from '../../core/backend/select.js';
 import { threadCount } from '../../core/backend/cpu/index.js';
 import { gpujsMode, gpujsUnavailableReason } from '../../core/backend/gpujs/index.js';
 import { packageVersion } from './version.js';
-import { runCommand, usageFailures } from './train.js';
+import { runCommand, usageFailures } from './common.js';
 
 export const infoCommand: CommandModule = {
   command: 'info',

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { gatherCells, type RunMeta } from '../../experiments/runner/results.js';
 import { tabulate } from '../../experiments/runner/run.js';
-import { runCommand, usageFailures, UsageError } from './train.js';
+import { runCommand, usageFailures, UsageError } from './common.js';
 
 interface MergeArgs {
   dirs: string[];

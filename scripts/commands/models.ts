@@ -4,7 +4,7 @@
 
 import type { CommandModule } from 'yargs';
 import { listBundledModels } from '../../experiments/models/index.js';
-import { runCommand, usageFailures } from './train.js';
+import { runCommand, usageFailures } from './common.js';
 
 interface ModelsArgs {
   json: boolean;

@@ -7,7 +7,7 @@ import { PRUNE_METHODS, type PruneConfig, type PruneMethod } from '../../sparsit
 import { runCell } from '../../experiments/prune-cell.js';
 import { BUNDLED_MODELS } from '../../experiments/models/index.js';
 import { ARCHS, DATASETS } from '../../nn/train/index.js';
-import { backendChoices, checkNumbers, gitCommit, runCommand, usageFailures, UsageError } from './train.js';
+import { backendChoices, checkNumbers, gitCommit, runCommand, usageFailures, UsageError } from './common.js';
 import { packageVersion } from './version.js';
 
 interface PruneArgs {

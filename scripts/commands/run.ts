@@ -10,7 +10,7 @@ import { ConfigError, loadConfig, type ExperimentConfig } from '../../experiment
 import { expandGrid, inShard, matchesOnly, parseOnly, parseShard, shardFromEnv, type Cell, type OnlyFilter, type Shard } from '../../experiments/runner/grid.js';
 import { makeProgress } from '../../experiments/runner/progress.js';
 import { runGrid } from '../../experiments/runner/run.js';
-import { gitCommit, runCommand, usageFailures, UsageError } from './train.js';
+import { gitCommit, runCommand, usageFailures, UsageError } from './common.js';
 import { packageVersion } from './version.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,67 +1,14 @@
 // `ptslab train`: train a classifier (--arch, --dataset) with SGD + warm-up/cosine, resumable checkpoints in --out,
 // evaluation each epoch and DIR/record.json (config, seed, backend, package version, git commit, command line,
 // time and accuracy per epoch). Progress: a cli-progress bar on a terminal, a log line every 20 iterations otherwise.
-// Also the small CLI helpers shared with `ptslab eval` and `ptslab models` (usage errors exit 2, failures exit 1 with
-// one line, the stack only with --verbose).
 
-import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import cliProgress from 'cli-progress';
 import type { Argv, CommandModule } from 'yargs';
-import { listBackends, manualSeed } from '../../core/index.js';
-import { PtslabError } from '../../core/errors.js';
+import { manualSeed } from '../../core/index.js';
 import { selectBackend } from '../../core/backend/select.js';
 import { ARCHS, DATASETS, DATASET_INFO, buildModel, loadDataset, train, type Arch, type DatasetName, type TrainConfig } from '../../nn/train/index.js';
 import { packageVersion } from './version.js';
-
-/** A bad command line: exits with status 2. */
-export class UsageError extends PtslabError {}
-
-/** The repository's HEAD commit, or null outside a git checkout. */
-export function gitCommit(): string | null {
-  try {
-    const cwd = fileURLToPath(new URL('../../..', import.meta.url));
-    return execFileSync('git', ['rev-parse', 'HEAD'], { cwd, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim() || null;
-  } catch {
-    return null;
-  }
-}
-
-/** Run a handler body: UsageError -> exit 2, other errors -> exit 1, one line unless verbose. */
-export async function runCommand(verbose: boolean | undefined, body: () => Promise<void> | void): Promise<void> {
-  try {
-    await body();
-  } catch (e) {
-    const err = e as Error;
-    process.stderr.write(`${verbose ? (err.stack ?? err.message) : `${err.name === 'Error' ? 'error' : err.name}: ${err.message.split('\n')[0]}`}\n`);
-    process.exitCode = e instanceof UsageError ? 2 : 1;
-  }
-}
-
-/** yargs validation failures (unknown choice, missing option, a failed .check) exit 2 with one line. */
-export function usageFailures<T>(y: Argv<T>): Argv<T> {
-  return y.fail((msg, err) => {
-    const text = err ? err.message : msg;
-    process.stderr.write(`${(text ?? 'bad command line').replace(/\s*\n\s*/g, ' ').trim()} (see --help)\n`);
-    process.exit(2);
-  });
-}
-
-/** Values `--backend` accepts: the registered backends and `auto`. */
-export const backendChoices = (): string[] => [...listBackends(), 'auto'];
-
-const RULES = { 'int>0': 'a positive integer', 'int>=0': 'a non-negative integer', '>0': 'a positive number', '>=0': 'a number >= 0', '[0,1)': 'a number in [0, 1)' } as const;
-
-/** Check numeric flags (absent ones are skipped); NaN, arrays and out-of-range values are usage errors naming the rule. */
-export function checkNumbers(a: Record<string, unknown>, rules: Record<string, keyof typeof RULES>): true {
-  for (const [k, rule] of Object.entries(rules)) {
-    const x = a[k];
-    if (x === undefined) continue;
-    const ok = typeof x === 'number' && Number.isFinite(x) && (rule === 'int>0' || rule === 'int>=0' ? Number.isInteger(x) : true) && (rule === 'int>0' || rule === '>0' ? x > 0 : x >= 0) && (rule !== '[0,1)' || x < 1);
-    if (!ok) throw new UsageError(`--${k} must be ${RULES[rule]}, got ${Array.isArray(x) ? `several values (${x.join(', ')})` : String(x)}`);
-  }
-  return true;
-}
+import { UsageError, backendChoices, checkNumbers, gitCommit, runCommand, usageFailures } from './common.js';
 
 interface TrainArgs {
   arch: string;
