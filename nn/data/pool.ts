@@ -83,8 +83,15 @@ export class DecodePool {
   async close(): Promise<void> {
     this.closed = true;
     for (const p of this.queue.splice(0)) p.reject(new DataError(`decode pool shut down before decoding ${p.task.file}`));
-    // ref() first: an unref'd worker's exit would not keep the event loop alive while we wait for it
-    await Promise.all(this.slots.map((s) => (s.worker.ref(), s.worker.terminate())));
+    // A ref'd timer keeps the event loop alive while the workers exit (an unref'd worker's exit would not, and the
+    // process could end in the middle of the caller's await); terminate() is not waited for beyond 5 s.
+    const keepAlive = setInterval(() => {}, 1000);
+    try {
+      const exits = Promise.all(this.slots.map((s) => (s.worker.ref(), s.worker.terminate())));
+      await Promise.race([exits, new Promise((r) => setTimeout(r, 5000))]);
+    } finally {
+      clearInterval(keepAlive);
+    }
     this.slots = [];
   }
 }
