@@ -21,6 +21,6 @@ run() {
   fi
 }
 
-run mnist-resnet20     --arch resnet20    --dataset mnist         --epochs 3  --batch 128 --lr 0.1 --wd 5e-4 --seed 0
 run fmnist-resnet20    --arch resnet20    --dataset fashion-mnist --epochs 10 --batch 128 --lr 0.1 --wd 5e-4 --seed 0
+run mnist-resnet20     --arch resnet20    --dataset mnist         --epochs 3  --batch 128 --lr 0.1 --wd 5e-4 --seed 0
 run fmnist-mobilenetv2 --arch mobilenetv2 --dataset fashion-mnist --epochs 10 --batch 128 --lr 0.1 --wd 5e-4 --seed 0 --width-mult 0.5
