@@ -121,12 +121,16 @@ export function pot(model: Module, dense: Module, batches: readonly Tensor[], op
   model.eval();
   dense.eval();
   const bnOf = foldBatchNorms(model);
-  foldBatchNorms(dense);
+  const denseBnOf = foldBatchNorms(dense);
   const layers: FoldedLayer[] = prunableLayers(model, opts).map((l) => {
     const bn = l.module instanceof Conv2d ? bnOf.get(l.module) ?? null : null;
     return { ...l, bn, bias: bn ? bn.bias : (l.module as Linear | Conv2d).bias };
   });
-  const denseLayers: FoldedLayer[] = prunableLayers(dense, opts).map((l, i) => ({ ...l, bn: layers[i].bn ? bnOfDense(dense, l) : null, bias: null }));
+  const denseLayers: FoldedLayer[] = prunableLayers(dense, opts).map((l) => ({
+    ...l,
+    bn: l.module instanceof Conv2d ? denseBnOf.get(l.module) ?? null : null,
+    bias: null,
+  }));
   const { counts } = allocateLayers(layers, { method: 'global-l2', sparsity: opts.sparsity });
   const masks = masksFromCounts(layers, counts);
   layers.forEach((l, i) => correctChannelStats(l.weight, denseLayers[i].weight.toArray(), masks[i]));
@@ -174,9 +178,4 @@ export function pot(model: Module, dense: Module, batches: readonly Tensor[], op
     opts.onLayer?.(l.name, loss, it);
   });
   return { masks, layers: layers.map((l, i) => ({ name: l.name, params: l.weight.size, sparsity: prunedCount(masks[i]) / l.weight.size })) };
-}
-
-function bnOfDense(dense: Module, l: ModuleLayer): BatchNorm2d | null {
-  const pair = convBnPairs(dense).find(([c]) => c === l.module);
-  return pair ? pair[1] : null;
 }
