@@ -10,18 +10,10 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync } from 'node:fs';
 import { DataError, FASHION_MNIST_CLASSES, cifar10, cifar100, loadIdxFolder, mnist, mnistDataDir, parseIdx } from '../nn/data/index.js';
+import { throwsMatching } from './helpers/throws.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'ptslab-data-idx-'));
-const throwsData = (fn: () => unknown, pattern: RegExp) => {
-  try {
-    fn();
-  } catch (e) {
-    assert.instance(e, DataError);
-    assert.match((e as Error).message, pattern);
-    return;
-  }
-  assert.unreachable(`expected a DataError matching ${pattern}`);
-};
+const throwsData = (fn: () => unknown, pattern: RegExp) => throwsMatching(fn, DataError, pattern);
 const idx = (dims: number[], data: Uint8Array) => {
   const h = Buffer.alloc(4 + 4 * dims.length);
   h[2] = 8;

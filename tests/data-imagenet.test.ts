@@ -12,6 +12,7 @@ import {
   type RawImage,
 } from '../nn/data/index.js';
 import { CMYK_JPEG_BASE64, GRAY_JPEG_BASE64, YCCK_JPEG_BASE64 } from '../nn/data/synthetic-assets.js';
+import { throwsMatching } from './helpers/throws.js';
 
 const FIX = new URL('../../tests/fixtures/images/', import.meta.url);
 const goldens = JSON.parse(readFileSync(new URL('goldens.json', FIX), 'utf8'));
@@ -35,16 +36,7 @@ async function rejectsData(p: Promise<unknown>, pattern: RegExp) {
   }
   assert.unreachable(`expected a DataError matching ${pattern}`);
 }
-function throwsData(fn: () => unknown, pattern: RegExp) {
-  try {
-    fn();
-  } catch (e) {
-    assert.instance(e, DataError);
-    assert.match((e as Error).message, pattern);
-    return;
-  }
-  assert.unreachable(`expected a DataError matching ${pattern}`);
-}
+const throwsData = (fn: () => unknown, pattern: RegExp) => throwsMatching(fn, DataError, pattern);
 
 /** Number of components in a JPEG's SOF0/SOF2 frame header, and whether it has an Adobe APP14 marker. */
 function jpegLayout(b: Uint8Array): { components: number; adobe: boolean } {

@@ -56,3 +56,13 @@ export function checkNumbers(a: Record<string, unknown>, rules: Record<string, k
   return true;
 }
 
+
+/** The flags that pick a model: a bundled one, or an architecture with a checkpoint and a dataset. */
+export interface ModelArgs {
+  model?: string;
+  arch?: string;
+  weights?: string;
+  dataset?: string;
+  'data-dir'?: string;
+  'width-mult'?: number;
+}

@@ -8,15 +8,9 @@ import { loadCheckpoint, type Module } from '../../nn/index.js';
 import { Subset } from '../../nn/data/index.js';
 import { ARCHS, DATASETS, DATASET_INFO, buildModel, evaluate, loadDataset, type Arch, type DatasetName } from '../../nn/train/index.js';
 import { BUNDLED_MODELS, loadBundledModel } from '../../experiments/models/index.js';
-import { UsageError, backendChoices, checkNumbers, runCommand, usageFailures } from './common.js';
+import { UsageError, backendChoices, checkNumbers, runCommand, usageFailures, type ModelArgs } from './common.js';
 
-interface EvalArgs {
-  model?: string;
-  arch?: string;
-  weights?: string;
-  dataset?: string;
-  'data-dir'?: string;
-  'width-mult'?: number;
+interface EvalArgs extends ModelArgs {
   batch: number;
   limit?: number;
   json: boolean;

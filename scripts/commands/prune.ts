@@ -7,16 +7,10 @@ import { PRUNE_METHODS, type PruneConfig, type PruneMethod } from '../../sparsit
 import { runCell } from '../../experiments/prune-cell.js';
 import { BUNDLED_MODELS } from '../../experiments/models/index.js';
 import { ARCHS, DATASETS } from '../../nn/train/index.js';
-import { backendChoices, checkNumbers, gitCommit, runCommand, usageFailures, UsageError } from './common.js';
+import { backendChoices, checkNumbers, gitCommit, runCommand, usageFailures, UsageError, type ModelArgs } from './common.js';
 import { packageVersion } from './version.js';
 
-interface PruneArgs {
-  model?: string;
-  arch?: string;
-  weights?: string;
-  dataset?: string;
-  'data-dir'?: string;
-  'width-mult'?: number;
+interface PruneArgs extends ModelArgs {
   method: string;
   sparsity: number;
   iters: number;
