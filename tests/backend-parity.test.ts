@@ -118,6 +118,21 @@ function defineSuite(b: Backend) {
     });
   });
 
+  S('relu and comparisons on -Inf, -0, +0, Inf and NaN, bit for bit', () => {
+    const special = [-Infinity, -3, -0, 0, 2, Infinity, NaN];
+    for (const dt of ['float32', 'float64'] as const) {
+      const x = contig([special.length], dt, (() => { let i = 0; return () => special[i++]; })());
+      const relu = run(() => b.unary('relu', x.v));
+      // relu(-0) is +0 and relu(-Inf) is 0, not NaN; NaN stays NaN
+      assert.equal([...relu].map((v) => Object.is(v, -0) ? '-0' : String(v)), ['0', '0', '0', '0', '2', 'Infinity', 'NaN']);
+      const zero: View = { data: dt === 'float32' ? new Float32Array([0]) : new Float64Array([0]), shape: [special.length], strides: [0], offset: 0 };
+      assert.equal([...run(() => b.binary('gt', x.v, zero))], [0, 0, 0, 0, 1, 1, 0]);
+      assert.equal([...run(() => b.binary('le', x.v, zero))], [1, 1, 1, 1, 0, 0, 0]);
+      assert.equal([...run(() => b.binary('eq', x.v, zero))], [0, 0, 1, 1, 0, 0, 0]);
+      cases += 4;
+    }
+  });
+
   S('unary, clamp, where, binary with broadcast views', () => {
     prop(fc.record({
       shape: arbShape(fc.integer({ min: 0, max: 4 })), seed: fc.nat(), dt: arbDt,
