@@ -76,11 +76,11 @@ const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
 const std = (xs: number[]) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((s, x) => s + (x - mean(xs)) ** 2, 0) / (xs.length - 1)));
 const pct = (s: number) => `${+(100 * s).toFixed(2)}%`;
 
-/** A rows x sparsities table of one statistic; cells with several seeds show mean +- std (n). */
-function table(cells: CellRecord[], title: string, get: (r: CellResult) => number, digits: number): string {
+/** A rows x sparsities markdown table of one statistic; cells with several seeds show mean +- std (n). */
+export function statTable(cells: readonly Omit<CellRecord, 'dir'>[], get: (r: CellResult) => number, digits: number): string {
   const rows = [...new Set(cells.map(rowLabel))];
   const cols = [...new Set(cells.map((c) => c.sparsity))].sort((a, b) => a - b);
-  const lines = [`## ${title}`, '', `| method | ${cols.map(pct).join(' | ')} |`, `| --- | ${cols.map(() => '---:').join(' | ')} |`];
+  const lines = [`| method | ${cols.map(pct).join(' | ')} |`, `| --- | ${cols.map(() => '---:').join(' | ')} |`];
   for (const row of rows) {
     const vals = cols.map((s) => {
       const here = cells.filter((c) => rowLabel(c) === row && c.sparsity === s);
@@ -93,6 +93,9 @@ function table(cells: CellRecord[], title: string, get: (r: CellResult) => numbe
   }
   return lines.join('\n');
 }
+
+const table = (cells: CellRecord[], title: string, get: (r: CellResult) => number, digits: number): string =>
+  `## ${title}\n\n${statTable(cells, get, digits)}`;
 
 /** results.md: header, top-1 / achieved sparsity / seconds tables, failures, plots. */
 export function resultsMarkdown(meta: RunMeta, cells: CellRecord[], plots: string[] = []): string {

@@ -9,5 +9,6 @@ import { modelsCommand } from './models.js';
 import { pruneCommand } from './prune.js';
 import { runCommandModule } from './run.js';
 import { mergeCommand } from './merge.js';
+import { readmeCommand } from './readme.js';
 
-export const commands: CommandModule[] = [infoCommand, convertCommand, trainCommand, evalCommand, modelsCommand, pruneCommand as CommandModule, runCommandModule, mergeCommand];
+export const commands: CommandModule[] = [infoCommand, convertCommand, trainCommand, evalCommand, modelsCommand, pruneCommand as CommandModule, runCommandModule, mergeCommand, readmeCommand];

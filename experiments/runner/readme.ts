@@ -1,0 +1,100 @@
+// Generated blocks of markdown files (README.md): every number a README shows comes from a committed file, and
+// `ptslab readme` rewrites the blocks from those files (`--check` fails when a block is stale; a test runs it).
+//
+//   <!-- ptslab:results experiments/results/fmnist-resnet20 -->   top-1 table of a committed run folder
+//   ...generated...                                                 (its results.json)
+//   <!-- /ptslab:results -->
+//   <!-- ptslab:models -->                                          the bundled models: accuracy, goal, state
+//   ...generated...                                                 (experiments/models/<name>/record.json,
+//   <!-- /ptslab:models -->                                          or train/record.json while training)
+//
+// Paths in a marker are relative to the repository root. Text outside the blocks is never touched.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PtslabError } from '../../core/errors.js';
+import { listBundledModels } from '../models/index.js';
+import { statTable, type CellRecord, type RunMeta } from './results.js';
+
+export class ReadmeError extends PtslabError {}
+
+const BLOCK = /<!-- ptslab:(results|models)([^>]*?)-->\n([\s\S]*?)<!-- \/ptslab:\1 -->/g;
+
+function readJsonFile<T>(path: string, what: string): T {
+  if (!existsSync(path)) throw new ReadmeError(`${what}: ${path} does not exist`);
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
+  } catch (e) {
+    throw new ReadmeError(`${what}: ${path} is not valid JSON (${(e as Error).message})`);
+  }
+}
+
+/** The top-1 table of a committed run folder, with where it came from and how exact the sparsities are. */
+export function resultsBlock(root: string, dir: string): string {
+  const file = join(root, dir, 'results.json');
+  const run = readJsonFile<RunMeta & { cells: Omit<CellRecord, 'dir'>[] }>(file, `ptslab:results ${dir}`);
+  const done = run.cells.filter((c) => c.result);
+  const lines: string[] = [];
+  if (!done.length) {
+    lines.push(`No finished cell yet in \`${dir}\` (${run.cells.length} cells listed).`);
+    return lines.join('\n');
+  }
+  const r0 = done[0].result!;
+  const dense = [...new Set(done.map((c) => `${c.result!.denseTop1.toFixed(2)}%`))].join(', ');
+  const evalImages = [...new Set(done.map((c) => c.result!.evalImages))].join(', ');
+  const backends = [...new Set(done.map((c) => c.result!.backend))].join(', ');
+  const commits = [...new Set(done.map((c) => (c.result!.commit ?? 'unknown').slice(0, 7)))].join(', ');
+  // how far each cell's zero count is from round(S* x N): the exactness claim, measured from the saved weights
+  const off = Math.max(...done.map((c) => Math.abs(c.result!.zeroParams - Math.round(c.result!.targetSparsity * c.result!.prunableParams))));
+  lines.push(
+    `Top-1 (%) of \`${r0.model}\` (${r0.arch}, ${r0.dataset}) on ${evalImages} held-out images; dense ${dense}. ` +
+      `${done.length} of ${run.cells.length} cells done${run.smoke ? ' (smoke run: not a result)' : ''}; backend ${backends}; ` +
+      `commit ${commits}. Zero weights counted from each saved model are at most ${off} from round(target x ` +
+      `${r0.prunableParams.toLocaleString('en-US')}). From \`${dir}/results.json\` (\`${dir}/results.md\` has sparsity and seconds).`,
+    '',
+    statTable(run.cells, (r) => r.top1, 2),
+  );
+  return lines.join('\n');
+}
+
+interface TrainRecord {
+  iterations?: number;
+  totalIterations?: number;
+  epochs?: Array<{ epoch: number; top1: number }>;
+  config?: { epochs?: number };
+}
+
+/** The bundled models: held-out top-1 against the goal, or the state of the training run. */
+export function modelsBlock(root: string): string {
+  const lines = ['| name | architecture | data | goal (top-1) | held-out top-1 | state |', '| --- | --- | --- | ---: | ---: | --- |'];
+  for (const m of listBundledModels()) {
+    const goal = `>= ${m.goalTop1}%`;
+    let top1 = '–', state: string;
+    if (m.trained && m.top1 !== null) {
+      top1 = `${m.top1.toFixed(2)}%`;
+      state = `trained (${m.record?.final?.count ?? '?'} images; goal ${m.top1 >= m.goalTop1 ? 'met' : 'not met'})`;
+    } else {
+      const trainRecord = join(root, 'experiments', 'models', m.name, 'train', 'record.json');
+      const r = existsSync(trainRecord) ? readJsonFile<TrainRecord>(trainRecord, `ptslab:models ${m.name}`) : null;
+      if (r?.iterations !== undefined && r.totalIterations) {
+        const last = r.epochs?.at(-1);
+        // epoch granularity, so the block changes only when an epoch ends
+        state = last ? `training: ${last.epoch} of ${r.config?.epochs ?? '?'} epochs done (${last.top1.toFixed(2)}% after epoch ${last.epoch})` : 'training: in its first epoch';
+      } else state = 'not started';
+    }
+    lines.push(`| \`${m.name}\` | ${m.arch}${m.widthMult ? ` x${m.widthMult}` : ''} | ${m.dataset} | ${goal} | ${top1} | ${state} |`);
+  }
+  return lines.join('\n');
+}
+
+/** The text with every generated block rewritten; `stale` lists the blocks whose content changed. */
+export function renderGenerated(text: string, root: string): { text: string; stale: string[] } {
+  const stale: string[] = [];
+  const out = text.replace(BLOCK, (whole, kind: string, arg: string, body: string) => {
+    const a = arg.trim();
+    const fresh = `${kind === 'results' ? resultsBlock(root, a) : modelsBlock(root)}\n`;
+    if (fresh !== body) stale.push(`ptslab:${kind}${a ? ` ${a}` : ''}`);
+    return `<!-- ptslab:${kind}${arg}-->\n${fresh}<!-- /ptslab:${kind} -->`;
+  });
+  return { text: out, stale };
+}

@@ -1,0 +1,84 @@
+// Generated README blocks: a results block is the top-1 table of a committed results.json (values, pending cells,
+// the exactness line), stale blocks are reported, text outside the blocks is kept, a missing folder is an error
+// naming it, and the repository's own README files are up to date with the committed results and model records.
+
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ReadmeError, renderGenerated, resultsBlock } from '../experiments/runner/readme.js';
+import { throwsMatching } from './helpers/throws.js';
+
+const CLI = fileURLToPath(new URL('../scripts/cli.js', import.meta.url));
+const root = mkdtempSync(join(tmpdir(), 'ptslab-readme-'));
+
+function cell(method: string, sparsity: number, top1: number | null, zeros = Math.round(sparsity * 1000)) {
+  const base = { key: `${method}-s${sparsity}-seed0`, index: 0, method, sparsity, seed: 0, ablation: null, config: 'x.yaml' };
+  if (top1 === null) return { ...base, status: 'pending' };
+  return {
+    ...base,
+    status: 'done',
+    result: {
+      method, model: 'tiny-r20', arch: 'resnet20', dataset: 'mnist', targetSparsity: sparsity, achievedSparsity: zeros / 1000,
+      prunableParams: 1000, zeroParams: zeros, top1, denseTop1: 99.1, seconds: 1, seed: 0, backend: 'cpu',
+      commit: 'abcdef0123456789', version: '0.1.0', config: {}, evalImages: 500, layers: [],
+    },
+  };
+}
+
+mkdirSync(join(root, 'runs', 'a'), { recursive: true });
+writeFileSync(join(root, 'runs', 'a', 'results.json'), JSON.stringify({
+  name: 'a', smoke: false,
+  cells: [cell('fcpts', 0.5, 98.5), cell('fcpts', 0.9, 91.25, 901), cell('lamp', 0.5, 97), cell('lamp', 0.9, null)],
+}));
+
+test('a results block is the top-1 table of results.json, with pending cells and the exactness line', () => {
+  const block = resultsBlock(root, 'runs/a');
+  assert.match(block, /Top-1 \(%\) of `tiny-r20` \(resnet20, mnist\) on 500 held-out images; dense 99\.10%\./);
+  assert.match(block, /3 of 4 cells done; backend cpu; commit abcdef0\./);
+  // the 0.9 fcpts cell has 901 zeros for round(0.9 x 1000) = 900: one weight off
+  assert.match(block, /at most 1 from round\(target x 1,000\)/);
+  assert.match(block, /\| method \| 50% \| 90% \|/);
+  assert.match(block, /\| fcpts \| 98\.50 \| 91\.25 \|/);
+  assert.match(block, /\| lamp \| 97\.00 \| pending \|/);
+});
+
+test('renderGenerated rewrites only the blocks and lists the stale ones', () => {
+  const text = 'intro\n<!-- ptslab:results runs/a -->\nold table\n<!-- /ptslab:results -->\noutro\n';
+  const r = renderGenerated(text, root);
+  assert.equal(r.stale, ['ptslab:results runs/a']);
+  assert.ok(r.text.startsWith('intro\n<!-- ptslab:results runs/a -->\nTop-1'));
+  assert.ok(r.text.endsWith('\n<!-- /ptslab:results -->\noutro\n'));
+  assert.not.match(r.text, /old table/);
+  // a second pass over the fresh text changes nothing
+  const again = renderGenerated(r.text, root);
+  assert.equal(again.stale, []);
+  assert.is(again.text, r.text);
+});
+
+test('a results block naming a missing folder is an error naming the file', () => {
+  throwsMatching(() => renderGenerated('<!-- ptslab:results runs/nope -->\n<!-- /ptslab:results -->', root), ReadmeError, /ptslab:results runs\/nope: .*runs\/nope\/results\.json does not exist/);
+});
+
+test('the models block lists the three bundled models with their goals', () => {
+  const r = renderGenerated('<!-- ptslab:models -->\n<!-- /ptslab:models -->\n', root);
+  assert.match(r.text, /\| `fmnist-resnet20` \| resnet20 \| fashion-mnist \| >= 92% \|/);
+  assert.match(r.text, /\| `fmnist-mobilenetv2` \| mobilenetv2 x0\.5 \| fashion-mnist \| >= 91% \|/);
+  assert.match(r.text, /\| `mnist-resnet20` \| resnet20 \| mnist \| >= 99\.3% \|/);
+});
+
+test('the repository README files match the committed results and model records (ptslab readme --check)', () => {
+  const r = spawnSync(process.execPath, [CLI, 'readme', '--check'], { encoding: 'utf8' });
+  assert.is(r.status, 0, `ptslab readme --check: ${r.stderr}${r.stdout}`);
+  const stale = spawnSync(process.execPath, [CLI, 'readme', '--check', join(root, 'stale.md')], { encoding: 'utf8' });
+  assert.is(stale.status, 2, 'a missing file is a usage error');
+  writeFileSync(join(root, 'stale.md'), '<!-- ptslab:models -->\nold\n<!-- /ptslab:models -->\n');
+  const r2 = spawnSync(process.execPath, [CLI, 'readme', '--check', join(root, 'stale.md')], { encoding: 'utf8' });
+  assert.is(r2.status, 1);
+  assert.match(r2.stderr, /out of date \(run `ptslab readme`\): .*stale\.md: ptslab:models/);
+});
+
+test.run();
