@@ -4,6 +4,7 @@
 # Safe to kill at any time and to rerun: every run resumes from its last checkpoint (every 20 iterations and every
 # epoch end); a model whose model.safetensors is already bundled is skipped. Log: experiments/models/<name>/train/train.log.
 #   nohup bash experiments/models/train-all.sh > /dev/null 2>&1 &
+# With names as arguments (e.g. `train-all.sh mnist-resnet20`), only those models are trained, in the order given.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PTSLAB_BACKEND="${PTSLAB_BACKEND:-cpu}"
@@ -21,6 +22,15 @@ run() {
   fi
 }
 
-run fmnist-resnet20    --arch resnet20    --dataset fashion-mnist --epochs 10 --batch 128 --lr 0.1 --wd 5e-4 --seed 0
-run mnist-resnet20     --arch resnet20    --dataset mnist         --epochs 3  --batch 128 --lr 0.1 --wd 5e-4 --seed 0
-run fmnist-mobilenetv2 --arch mobilenetv2 --dataset fashion-mnist --epochs 10 --batch 128 --lr 0.1 --wd 5e-4 --seed 0 --width-mult 0.5
+declare -A RECIPE=(
+  [fmnist-resnet20]="--arch resnet20 --dataset fashion-mnist --epochs 10 --batch 128 --lr 0.1 --wd 5e-4 --seed 0"
+  [mnist-resnet20]="--arch resnet20 --dataset mnist --epochs 3 --batch 128 --lr 0.1 --wd 5e-4 --seed 0"
+  [fmnist-mobilenetv2]="--arch mobilenetv2 --dataset fashion-mnist --epochs 10 --batch 128 --lr 0.1 --wd 5e-4 --seed 0 --width-mult 0.5"
+)
+names=("$@")
+[[ ${#names[@]} -gt 0 ]] || names=(fmnist-resnet20 mnist-resnet20 fmnist-mobilenetv2)
+for name in "${names[@]}"; do
+  [[ -n "${RECIPE[$name]:-}" ]] || { echo "train-all.sh: unknown model '$name' (known: ${!RECIPE[*]})" >&2; exit 2; }
+  # shellcheck disable=SC2086
+  run "$name" ${RECIPE[$name]}
+done
