@@ -3,6 +3,7 @@
 // (contiguous, permuted, sliced with gaps and offsets, broadcast with stride 0), odd sizes off the block sizes,
 // conv groups/depthwise/stride/dilation/padding, pooling ceilMode/countIncludePad, batch norm in training and eval.
 // float32 results must match within 1e-4 relative, scaled by the reduction length; float64 inputs within 1e-9.
+// Tensors above the cpu backend's wasm threshold get cases of their own (its elementwise ops bit for bit).
 // A backend that is not available here is printed as SKIPPED and counted as skipped by uvu, never passed.
 
 import fc from 'fast-check';
@@ -295,6 +296,38 @@ function defineSuite(b: Backend) {
       close('batchNormBackward gweight', r.gweight, rr.gweight, c.dt, m);
       close('batchNormBackward gbias', r.gbias, rr.gbias, c.dt, m);
     });
+  });
+
+  S('elementwise ops on large float32 tensors (the cpu wasm path): NaN, Inf, -0, subnormals, scalar operands', () => {
+    // Every op here is one IEEE operation on float32 values, so the float64 reference rounded to float32 is the exact
+    // answer, -0 included: the cpu backend (wasm or JavaScript) must match it bit for bit; other backends (gpu.js on a
+    // GPU may flush subnormals or divide approximately) within the float32 tolerance.
+    const exact = b.name === 'cpu';
+    const special = [NaN, Infinity, -Infinity, 0, -0, 1e-45, -3e-39, 3.4e38, -1.5];
+    const ops: BinaryOp[] = ['add', 'sub', 'mul', 'div', 'gt', 'ge', 'lt', 'le', 'eq'];
+    prop(fc.record({
+      n: fc.integer({ min: 1025, max: 6000 }), offset: fc.nat(3), seed: fc.nat(), scalar: fc.constantFrom(...special, 0.5),
+      side: fc.constantFrom('none', 'a', 'b'), u: fc.constantFrom<UnaryOp>('relu', 'neg', 'abs'), op: fc.constantFrom(...ops),
+    }), (c) => {
+      const g = rng(c.seed);
+      const val = () => (g() < 0.2 ? special[Math.floor(g() * special.length)] : Math.round((g() * 4 - 2) * 8) / 8);
+      const lay: Layout = { perm: [0], step: [1], bcast: [false], offset: c.offset };
+      const x = makeView([c.n], lay, 'float32', val), y = makeView([c.n], lay, 'float32', val);
+      const sc = (d: Storage): View => ({ data: d, shape: [c.n], strides: [0], offset: 0 });
+      const s32 = new Float32Array([c.scalar]), scalar = { v: sc(s32), r: sc(Float64Array.from(s32)) };
+      const sa = c.side === 'a' ? scalar : x, sb = c.side === 'b' ? scalar : y;
+      const check = (tag: string, got: Storage, want: Storage) => {
+        if (!exact) return close(tag, got, want.map(Math.fround), 'float32');
+        cases++;
+        assert.is(got.length, want.length, `${tag}: length`);
+        for (let i = 0; i < want.length; i++) {
+          const e = Math.fround(want[i]);
+          if (!Object.is(got[i], e)) assert.unreachable(`${tag}: element ${i} is ${Object.is(got[i], -0) ? '-0' : got[i]}, want ${Object.is(e, -0) ? '-0' : e}`);
+        }
+      };
+      check(`unary ${c.u}`, run(() => b.unary(c.u, x.v)), ref.unary(c.u, x.r));
+      check(`binary ${c.op} (scalar ${c.side}: ${c.scalar})`, run(() => b.binary(c.op, sa.v, sb.v)), ref.binary(c.op, sa.r, sb.r));
+    }, Math.max(20, RUNS / 2));
   });
 
   S('the backend registry selects it', () => {

@@ -37,6 +37,8 @@ export interface Kernels {
     gy: number, OH: number, OW: number, x: number, H: number, W: number, KH: number, KW: number, sh: number,
     sw: number, ph: number, pw: number, dh: number, dw: number, gw: number, scratch: number,
   ): void;
+  unaryF32(op: number, x: number, out: number, n: number): void;
+  binaryF32(op: number, a: number, as: number, b: number, bs: number, out: number, n: number): void;
 }
 
 // Minimal typings of the WebAssembly JS API (this project's lib setting has no DOM/WebAssembly declarations).
