@@ -76,11 +76,12 @@ export function batchNormBackward(
     gbias[c] = sg;
     gweight[c] = sgx;
     const k = (weight ? weight[c] : 1) * is;
-    // training: gx = k * (gy - sg/m - xhat * sgx/m); eval: gx = k * gy
-    const a = training ? sg / m : 0, b = training ? (sgx / m) * is : 0;
+    // training: gx = k * (gy - sg/m - xhat * sgx/m); eval: gx = k * gy (x does not enter: a NaN in x stays out)
+    const a = sg / m, b = (sgx / m) * is;
     for (let n = 0; n < N; n++) {
       const s = (n * C + c) * HW;
-      for (let i = s; i < s + HW; i++) gx[i] = k * (gy[i] - a - (x[i] - mu) * b);
+      if (training) for (let i = s; i < s + HW; i++) gx[i] = k * (gy[i] - a - (x[i] - mu) * b);
+      else for (let i = s; i < s + HW; i++) gx[i] = k * gy[i];
     }
   }
   return { gx, gweight, gbias };
