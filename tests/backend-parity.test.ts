@@ -308,6 +308,16 @@ function defineSuite(b: Backend) {
     }), bnCase);
   });
 
+  S('batch norm on large float32 tensors (the cpu wasm path): odd planes, strided views, NaN', () => {
+    // 1,025 to ~14,000 elements: above the cpu backend's wasm threshold, below its pool split (bn thread counts are
+    // checked in reliability-determinism); H * W odd or even so the kernels' pair and single tails both run
+    prop(fc.record({
+      N: fc.integer({ min: 2, max: 6 }), C: fc.integer({ min: 1, max: 7 }), H: fc.integer({ min: 7, max: 19 }),
+      W: fc.integer({ min: 7, max: 19 }), affine: fc.boolean(), training: fc.boolean(), nan: arbNan, seed: fc.nat(),
+      dt: fc.constant<DT>('float32'), lx: arbLayout(4, false),
+    }).filter((c) => c.N * c.C * c.H * c.W > 1024), bnCase, Math.max(10, RUNS / 4));
+  });
+
   S('elementwise ops on large float32 tensors (the cpu wasm path): NaN, Inf, -0, subnormals, scalar operands', () => {
     // Every op here is one IEEE operation on float32 values, so the float64 reference rounded to float32 is the exact
     // answer, -0 included: the cpu backend (wasm or JavaScript) must match it bit for bit; other backends (gpu.js on a

@@ -4,15 +4,16 @@
 // SIMD kernel of kernels.as runs over them in place, and the result is copied out. These run on the main thread: the
 // copies, which only it can make (the operands are not shared memory), take most of the time, and splitting the
 // kernel across the pool measured no faster. Each returns null when it does not apply, and the caller runs its
-// JavaScript loop (elementwise.ts); the values are the same bit for bit either way.
+// JavaScript loop (elementwise.ts); the values are the same bit for bit either way. Batch norm's wasm paths live in
+// norm.ts and share the size threshold.
 
 import type { BinaryOp, UnaryOp, View } from '../types.js';
 import { isContiguous, isScalarView, numelOf } from './strided.js';
 import { Arena, heap, takeOut, wasm, wasmUnavailable } from './wasm.js';
 
 /**
- * Float32 elementwise calls from this many elements take the wasm paths (measured: even at 1,024 elements they are as
- * fast as the JavaScript loops). Above the cap they stay in JavaScript, which needs no arena.
+ * Float32 elementwise and batch-norm calls from this many elements take the wasm paths (measured: even at 1,024
+ * elements they are as fast as the JavaScript loops). Above the cap they stay in JavaScript, which needs no arena.
  */
 const WASM_ELEMENTS = 1 << 10;
 const WASM_MAX_ELEMENTS = 1 << 26;
@@ -25,7 +26,7 @@ const unaryCodes: Partial<Record<UnaryOp, number>> = { relu: 0, neg: 1, abs: 2 }
 const binaryCodes: Partial<Record<BinaryOp, number>> = { add: 0, sub: 1, mul: 2, div: 3, gt: 4, ge: 5, lt: 6, le: 7, eq: 8 };
 
 /** True when a float32 tensor of n elements should take a wasm path. */
-const wasmWorthIt = (data: unknown, n: number): boolean =>
+export const wasmWorthIt = (data: unknown, n: number): boolean =>
   data instanceof Float32Array && n >= WASM_ELEMENTS && n <= WASM_MAX_ELEMENTS && wasmUnavailable() === null;
 
 /**
