@@ -50,6 +50,20 @@ const gemmCases = [
   { name: 'gemm-1024', M: 1024, K: 1024, N: 1024 },
 ];
 
+/**
+ * Memory-bound cases on ResNet-20 activation shapes: relu; relu's gradient gy * [x > 0] (gt against a scalar 0, then
+ * mul); add; batch norm in training (statistics, forward, backward). flops: elements times elementwise passes.
+ */
+type EwOp = 'relu' | 'relugrad' | 'add' | 'bn';
+interface EwCase { name: string; op: EwOp; shape: number[]; passes: number; quick?: boolean }
+const ewCases: EwCase[] = [
+  { name: 'ew-relu-64x16x28x28', op: 'relu', shape: [64, 16, 28, 28], passes: 1, quick: true },
+  { name: 'ew-relugrad-64x16x28x28', op: 'relugrad', shape: [64, 16, 28, 28], passes: 2 },
+  { name: 'ew-add-128x16x28x28', op: 'add', shape: [128, 16, 28, 28], passes: 1 },
+  { name: 'ew-bn-train-64x16x28x28', op: 'bn', shape: [64, 16, 28, 28], passes: 5, quick: true },
+  { name: 'ew-bn-train-64x64x7x7', op: 'bn', shape: [64, 64, 7, 7], passes: 5 },
+];
+
 type Runner = () => void;
 interface Engine {
   name: string;
@@ -57,6 +71,7 @@ interface Engine {
   prepare?: () => Promise<void>;
   conv(c: ConvCase, fwdbwd: boolean): Runner | null;
   gemm(M: number, K: number, N: number): Runner | null;
+  elementwise(c: EwCase): Runner | null;
 }
 
 let seed = 1;
@@ -95,6 +110,21 @@ function ptslabEngine(b: Backend): Engine {
     gemm(M, K, N) {
       const a = view(rand(M * K), [1, M, K]), bb = view(rand(K * N), [1, K, N]);
       return () => void b.matmul(a, bb);
+    },
+    elementwise(c) {
+      const n = c.shape.reduce((p, d) => p * d, 1), C = c.shape[1];
+      const x = view(rand(n), c.shape), y = view(rand(n), c.shape);
+      const zero: View = { data: new Float32Array(1), shape: c.shape, strides: c.shape.map(() => 0), offset: 0 };
+      const w = rand(C), bias = rand(C);
+      if (c.op === 'relu') return () => void b.unary('relu', x);
+      if (c.op === 'relugrad') return () => void b.binary('mul', y, view(b.binary('gt', x, zero) as Float32Array, c.shape));
+      if (c.op === 'add') return () => void b.binary('add', x, y);
+      return () => {
+        const { mean, variance } = b.batchNormStats(x);
+        const invstd = variance.map((v) => 1 / Math.sqrt(v + 1e-5));
+        b.batchNormForward(x, mean, invstd, w, bias);
+        b.batchNormBackward(y, x, mean, invstd, w, true);
+      };
     },
   };
 }
@@ -136,6 +166,19 @@ function tfjsEngine(name: 'cpu' | 'wasm'): Engine {
     gemm(M, K, N) {
       const a = tf.tensor(rand(M * K), [1, M, K]), b = tf.tensor(rand(K * N), [1, K, N]);
       return () => run('BatchMatMul', { a, b }, { transposeA: false, transposeB: false });
+    },
+    elementwise(c) {
+      // no peer for batch norm's training backward (tfjs differentiates it op by op)
+      const n = c.shape.reduce((p, d) => p * d, 1);
+      if (c.op === 'bn' || !has('Relu') || !has('Step') || !has('Multiply') || !has('Add')) return null;
+      const x = tf.tensor(rand(n), c.shape), y = tf.tensor(rand(n), c.shape);
+      if (c.op === 'relu') return () => run('Relu', { x }, {});
+      if (c.op === 'add') return () => run('Add', { a: x, b: y }, {});
+      return () => {
+        const step = tf.engine().runKernel('Step', { x } as never, { alpha: 0 } as never) as tf.Tensor;
+        run('Multiply', { a: y, b: step }, {});
+        step.dispose();
+      };
     },
   };
 }
@@ -210,7 +253,8 @@ async function main() {
   type Variant = { make: (e: Engine) => Runner | null; shape: string; flops: number };
   const run = async (caseName: string, headline: boolean, full: Variant, reduced: Variant | null, warm: Variant) => {
     if (caseFilter && !caseName.includes(caseFilter)) return;
-    log(`${caseName} ${full.shape} (${(full.flops / 1e9).toFixed(2)} GFLOP)`);
+    const amount = full.flops >= 1e7 ? `${(full.flops / 1e9).toFixed(2)} GFLOP` : `${(full.flops / 1e6).toFixed(2)} MFLOP`;
+    log(`${caseName} ${full.shape} (${amount})`);
     // slow engines one by one, then the fast ones interleaved (tfjs-wasm last to prepare: tf's backend stays wasm)
     for (const e of engines.filter((e) => e.slow && headline)) {
       const v = reduced ?? full;
@@ -245,6 +289,11 @@ async function main() {
   for (const g of gemmCases.filter((g) => !QUICK || g.quick)) {
     const variant = (M: number): Variant => ({ make: (e) => e.gemm(M, g.K, g.N), shape: `${M}x${g.K} * ${g.K}x${g.N}`, flops: 2 * M * g.K * g.N });
     await run(g.name, true, variant(g.M), null, variant(g.M >> 2));
+  }
+  for (const c of ewCases.filter((c) => !QUICK || c.quick)) {
+    const n = c.shape.reduce((p, d) => p * d, 1);
+    const variant: Variant = { make: (e) => e.elementwise(c), shape: c.shape.join('x'), flops: n * c.passes };
+    await run(c.name, false, variant, null, variant);
   }
   if (!caseFilter || 'resnet18-train-step'.includes(caseFilter)) {
     for (const b of ours.filter((b) => b.name === 'cpu' && (!only || only.includes(`ptslab-${b.name}`)))) {

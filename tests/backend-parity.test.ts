@@ -3,6 +3,7 @@
 // (contiguous, permuted, sliced with gaps and offsets, broadcast with stride 0), odd sizes off the block sizes,
 // conv groups/depthwise/stride/dilation/padding, pooling ceilMode/countIncludePad, batch norm in training and eval.
 // float32 results must match within 1e-4 relative, scaled by the reduction length; float64 inputs within 1e-9.
+// Tensors above the cpu backend's wasm threshold get cases of their own (its elementwise ops bit for bit).
 // A backend that is not available here is printed as SKIPPED and counted as skipped by uvu, never passed.
 
 import fc from 'fast-check';
@@ -269,32 +270,84 @@ function defineSuite(b: Backend) {
     });
   });
 
+  // A NaN in x, on the cpu backend: gpu.js's sums kernel multiplies x into sum gy by 0, so there NaN reaches gbias.
+  const arbNan = b.name === 'cpu' ? fc.boolean() : fc.constant(false);
+  interface BnCase { N: number; C: number; H: number; W: number; affine: boolean; training: boolean; nan: boolean; seed: number; dt: DT; lx: Layout }
+  const bnCase = (c: BnCase) => {
+    const g = rng(c.seed);
+    const x = makeView([c.N, c.C, c.H, c.W], c.lx, c.dt, () => g() * 4 - 1);
+    // one NaN poisons its channel's statistics and gradients and nothing else
+    if (c.nan) {
+      const i = Math.floor(g() * x.v.data.length);
+      x.v.data[i] = x.r.data[i] = NaN;
+    }
+    const gy = makeView([c.N, c.C, c.H, c.W], c.lx, c.dt, () => g() * 2 - 1);
+    const m = c.N * c.H * c.W;
+    const s = run(() => b.batchNormStats(x.v)), sr = ref.batchNormStats(x.r);
+    close('batchNormStats mean', s.mean, sr.mean, c.dt, m);
+    close('batchNormStats variance', s.variance, sr.variance, c.dt, m);
+    const vec = (f: () => number) => { const v = contig([c.C], c.dt, f); return { v: v.v.data, r: v.r.data }; };
+    const mean = c.training ? { v: s.mean, r: Float64Array.from(s.mean) } : vec(() => g() - 0.5);
+    const invstd = c.training ? vec(() => 0) : vec(() => 0.5 + g());
+    if (c.training) for (let i = 0; i < c.C; i++) invstd.r[i] = invstd.v[i] = 1 / Math.sqrt(s.variance[i] + 1e-5);
+    const w = c.affine ? vec(() => g() * 2 - 1) : null, bias = c.affine ? vec(() => g() * 2 - 1) : null;
+    close('batchNormForward', run(() => b.batchNormForward(x.v, mean.v, invstd.v, w?.v ?? null, bias?.v ?? null)),
+      ref.batchNormForward(x.r, mean.r, invstd.r, w?.r ?? null, bias?.r ?? null), c.dt);
+    const r = run(() => b.batchNormBackward(gy.v, x.v, mean.v, invstd.v, w?.v ?? null, c.training));
+    const rr = ref.batchNormBackward(gy.r, x.r, mean.r, invstd.r, w?.r ?? null, c.training);
+    close(`batchNormBackward gx training=${c.training}`, r.gx, rr.gx, c.dt, m);
+    close('batchNormBackward gweight', r.gweight, rr.gweight, c.dt, m);
+    close('batchNormBackward gbias', r.gbias, rr.gbias, c.dt, m);
+  };
+
   S('batch norm: stats, forward, backward in training and eval', () => {
     prop(fc.record({
       N: fc.integer({ min: 1, max: 3 }), C: fc.integer({ min: 1, max: 5 }), H: fc.integer({ min: 1, max: 9 }),
-      W: fc.integer({ min: 1, max: 9 }), affine: fc.boolean(), training: fc.boolean(), seed: fc.nat(), dt: arbDt,
-      lx: arbLayout(4, false),
+      W: fc.integer({ min: 1, max: 9 }), affine: fc.boolean(), training: fc.boolean(), nan: arbNan, seed: fc.nat(),
+      dt: arbDt, lx: arbLayout(4, false),
+    }), bnCase);
+  });
+
+  S('batch norm on large float32 tensors (the cpu wasm path): odd planes, strided views, NaN', () => {
+    // 1,025 to ~14,000 elements: above the cpu backend's wasm threshold, below its pool split (bn thread counts are
+    // checked in reliability-determinism); H * W odd or even so the kernels' pair and single tails both run
+    prop(fc.record({
+      N: fc.integer({ min: 2, max: 6 }), C: fc.integer({ min: 1, max: 7 }), H: fc.integer({ min: 7, max: 19 }),
+      W: fc.integer({ min: 7, max: 19 }), affine: fc.boolean(), training: fc.boolean(), nan: arbNan, seed: fc.nat(),
+      dt: fc.constant<DT>('float32'), lx: arbLayout(4, false),
+    }).filter((c) => c.N * c.C * c.H * c.W > 1024), bnCase, Math.max(10, RUNS / 4));
+  });
+
+  S('elementwise ops on large float32 tensors (the cpu wasm path): NaN, Inf, -0, subnormals, scalar operands', () => {
+    // Every op here is one IEEE operation on float32 values, so the float64 reference rounded to float32 is the exact
+    // answer, -0 included: the cpu backend (wasm or JavaScript) must match it bit for bit; other backends (gpu.js on a
+    // GPU may flush subnormals or divide approximately) within the float32 tolerance.
+    const exact = b.name === 'cpu';
+    const special = [NaN, Infinity, -Infinity, 0, -0, 1e-45, -3e-39, 3.4e38, -1.5];
+    const ops: BinaryOp[] = ['add', 'sub', 'mul', 'div', 'gt', 'ge', 'lt', 'le', 'eq'];
+    prop(fc.record({
+      n: fc.integer({ min: 1025, max: 6000 }), offset: fc.nat(3), seed: fc.nat(), scalar: fc.constantFrom(...special, 0.5),
+      side: fc.constantFrom('none', 'a', 'b'), u: fc.constantFrom<UnaryOp>('relu', 'neg', 'abs'), op: fc.constantFrom(...ops),
     }), (c) => {
       const g = rng(c.seed);
-      const x = makeView([c.N, c.C, c.H, c.W], c.lx, c.dt, () => g() * 4 - 1);
-      const gy = makeView([c.N, c.C, c.H, c.W], c.lx, c.dt, () => g() * 2 - 1);
-      const m = c.N * c.H * c.W;
-      const s = run(() => b.batchNormStats(x.v)), sr = ref.batchNormStats(x.r);
-      close('batchNormStats mean', s.mean, sr.mean, c.dt, m);
-      close('batchNormStats variance', s.variance, sr.variance, c.dt, m);
-      const vec = (f: () => number) => { const v = contig([c.C], c.dt, f); return { v: v.v.data, r: v.r.data }; };
-      const mean = c.training ? { v: s.mean, r: Float64Array.from(s.mean) } : vec(() => g() - 0.5);
-      const invstd = c.training ? vec(() => 0) : vec(() => 0.5 + g());
-      if (c.training) for (let i = 0; i < c.C; i++) invstd.r[i] = invstd.v[i] = 1 / Math.sqrt(s.variance[i] + 1e-5);
-      const w = c.affine ? vec(() => g() * 2 - 1) : null, bias = c.affine ? vec(() => g() * 2 - 1) : null;
-      close('batchNormForward', run(() => b.batchNormForward(x.v, mean.v, invstd.v, w?.v ?? null, bias?.v ?? null)),
-        ref.batchNormForward(x.r, mean.r, invstd.r, w?.r ?? null, bias?.r ?? null), c.dt);
-      const r = run(() => b.batchNormBackward(gy.v, x.v, mean.v, invstd.v, w?.v ?? null, c.training));
-      const rr = ref.batchNormBackward(gy.r, x.r, mean.r, invstd.r, w?.r ?? null, c.training);
-      close(`batchNormBackward gx training=${c.training}`, r.gx, rr.gx, c.dt, m);
-      close('batchNormBackward gweight', r.gweight, rr.gweight, c.dt, m);
-      close('batchNormBackward gbias', r.gbias, rr.gbias, c.dt, m);
-    });
+      const val = () => (g() < 0.2 ? special[Math.floor(g() * special.length)] : Math.round((g() * 4 - 2) * 8) / 8);
+      const lay: Layout = { perm: [0], step: [1], bcast: [false], offset: c.offset };
+      const x = makeView([c.n], lay, 'float32', val), y = makeView([c.n], lay, 'float32', val);
+      const sc = (d: Storage): View => ({ data: d, shape: [c.n], strides: [0], offset: 0 });
+      const s32 = new Float32Array([c.scalar]), scalar = { v: sc(s32), r: sc(Float64Array.from(s32)) };
+      const sa = c.side === 'a' ? scalar : x, sb = c.side === 'b' ? scalar : y;
+      const check = (tag: string, got: Storage, want: Storage) => {
+        if (!exact) return close(tag, got, want.map(Math.fround), 'float32');
+        cases++;
+        assert.is(got.length, want.length, `${tag}: length`);
+        for (let i = 0; i < want.length; i++) {
+          const e = Math.fround(want[i]);
+          if (!Object.is(got[i], e)) assert.unreachable(`${tag}: element ${i} is ${Object.is(got[i], -0) ? '-0' : got[i]}, want ${Object.is(e, -0) ? '-0' : e}`);
+        }
+      };
+      check(`unary ${c.u}`, run(() => b.unary(c.u, x.v)), ref.unary(c.u, x.r));
+      check(`binary ${c.op} (scalar ${c.side}: ${c.scalar})`, run(() => b.binary(c.op, sa.v, sb.v)), ref.binary(c.op, sa.r, sb.r));
+    }, Math.max(20, RUNS / 2));
   });
 
   S('the backend registry selects it', () => {

@@ -2,10 +2,11 @@
 // - prune: every method (and one with BN re-calibration) through runCell twice on the cpu backend, tiny sizes:
 //   result.json equal apart from "seconds", history.json equal, model.safetensors identical bytes;
 // - train: a small run of train() twice: identical model.safetensors and checkpoint tensors;
-// - the cpu backend's worker pool: convolutions (dense, depthwise, strided; forward and both backward passes) and a
-//   large matmul, all big enough to be split across workers, computed twice per process and in processes with
-//   PTSLAB_THREADS = 1, 2 and 3. The backend's promise (core/backend/cpu/jobs.ts: every task writes a disjoint part
-//   of the output, no reductions across threads) means bit-identical outputs whatever the thread count; checked.
+// - the cpu backend's worker pool: convolutions (dense, depthwise, strided; forward and both backward passes), a
+//   large matmul and a batch norm with its backward, all big enough to be split across workers, computed twice per
+//   process and in processes with PTSLAB_THREADS = 1, 2 and 3. The backend's promise (core/backend/cpu/jobs.ts: every
+//   task writes a disjoint part of the output, no reductions across threads; a channel's batch-norm sums are taken by
+//   one task) means bit-identical outputs whatever the thread count; checked.
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -89,9 +90,13 @@ function once() {
   const s = F.conv2d(x, pw, null, { stride: 2 });
   const bn = F.batchNorm2d(y, null, null, null, null, { training: true });
   const m = matmul(randn([301, 257]), randn([257, 190]));
-  add(add(mean(mul(bn, bn)), mean(mul(z, z))), mean(mul(s, s))).backward();
+  // 8 * 16 * 48 * 48 = 294,912 elements: batch norm splits its channels across the pool
+  const x2 = randn([8, 16, 48, 48], { requiresGrad: true });
+  const g2 = randn([16], { requiresGrad: true }), b2 = randn([16], { requiresGrad: true });
+  const bn2 = F.batchNorm2d(x2, null, null, g2, b2, { training: true });
+  add(add(add(mean(mul(bn, bn)), mean(mul(z, z))), mean(mul(s, s))), mean(mul(bn2, x2))).backward();
   const h = createHash('sha256');
-  for (const t of [y, z, s, bn, m, x.grad, w.grad, dw.grad, pw.grad]) { const a = t.toArray(); h.update(new Uint8Array(Float32Array.from(a).buffer)); }
+  for (const t of [y, z, s, bn, m, bn2, x.grad, w.grad, dw.grad, pw.grad, x2.grad, g2.grad, b2.grad]) { const a = t.toArray(); h.update(new Uint8Array(Float32Array.from(a).buffer)); }
   return h.digest('hex');
 }
 const a = once(), b = once();

@@ -1,10 +1,12 @@
-// Elementwise kernels, copies and reductions of the cpu backend, in plain JavaScript on the main thread (they are
-// memory-bound: copying into the shared pool memory would cost as much as the work). Operand views are collapsed
-// first (see strided.ts), so same-shape contiguous operands and scalar broadcasts become one tight loop; each op
-// has its own row loop, so no function is called per element. Works for float32 and float64 alike.
+// Elementwise kernels, copies and reductions of the cpu backend, in plain JavaScript on the main thread. Large
+// float32 relu/neg/abs, arithmetic and comparisons on contiguous or scalar operands take the wasm paths of
+// elementwise-wasm.ts first. Operand views are collapsed first (see strided.ts), so same-shape contiguous operands
+// and scalar broadcasts become one tight loop; each op has its own row loop, so no function is called per element.
+// Works for float32 and float64 alike.
 
 import type { Storage } from '../../dtype.js';
 import type { BinaryOp, ReduceOp, UnaryOp, View } from '../types.js';
+import { binaryWasm, unaryWasm } from './elementwise-wasm.js';
 import { type Arr, collapse, forEachRow, gather, isContiguous, numelOf } from './strided.js';
 
 export const alloc = (like: Storage, n: number): Storage => (like instanceof Float64Array ? new Float64Array(n) : new Float32Array(n));
@@ -67,7 +69,7 @@ function mapUnary(x: View, row: UnaryRow): Storage {
   return out;
 }
 
-export const unary = (op: UnaryOp, x: View): Storage => mapUnary(x, unaryRows[op]);
+export const unary = (op: UnaryOp, x: View): Storage => unaryWasm(op, x) ?? mapUnary(x, unaryRows[op]);
 
 export function clamp(x: View, lo: number, hi: number): Storage {
   return mapUnary(x, (o, oi, d, xi, xs, n) => {
@@ -104,6 +106,8 @@ const binaryRows: Record<BinaryOp, BinaryRow> = {
 };
 
 export function binary(op: BinaryOp, a: View, b: View): Storage {
+  const fast = binaryWasm(op, a, b);
+  if (fast) return fast;
   const n = numelOf(a.shape);
   const out = alloc(a.data, n);
   if (n === 0) return out;

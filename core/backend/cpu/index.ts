@@ -1,6 +1,7 @@
 // The `cpu` backend: the fast CPU kernel set. Convolutions and matrix products run as WebAssembly SIMD kernels
-// (kernels.as) split across a persistent worker pool (threads.ts) over shared memory; elementwise ops, reductions,
-// pooling and batch norm are tight JavaScript loops on the main thread (memory-bound, see their files). float64
+// (kernels.as) split across a persistent worker pool (threads.ts) over shared memory; batch norm and the common
+// elementwise ops on float32 run as SIMD kernels too (batch norm split by channels); the other elementwise ops,
+// reductions and pooling are tight JavaScript loops on the main thread (memory-bound, see their files). float64
 // inputs take the same JavaScript paths, or the reference kernels where the fast path is wasm (float32 only).
 
 import type { Backend } from '../types.js';

@@ -26,6 +26,12 @@ export const enum JobKind {
   PackWeightGradB = 8,
   /** Pack A (k-block-major panels) per (group, k-block). */
   PackA = 9,
+  /** Batch-norm mean and variance per chunk of channels. */
+  BnStats = 10,
+  /** Batch-norm affine forward per chunk of channels. */
+  BnForward = 11,
+  /** Batch-norm backward (channel sums, then gx) per chunk of channels. */
+  BnBackward = 12,
   /** Stop the worker. */
   Exit = 99,
 }
@@ -42,6 +48,8 @@ export const enum P {
   Prepacked,
   // PackA: strided source per group, rows M, columns K, packed destination per group, k-blocks per group
   PaSrc, PaSrcGrp, PaRs, PaCs, PaM, PaK, PaDst, PaDstGrp, PaBlocks,
+  // batch norm: x, gy, output (y or gx), float64 per-channel parameters and sums, N, C, plane size; Chunk: channels
+  BnX, BnGy, BnOut, BnPar, BnSums, BnN, BnC, BnHW,
 }
 
 export const PARAM_SLOTS = 64;
@@ -185,6 +193,18 @@ export function runTask(k: Kernels, kind: JobKind, p: Int32Array, t: number, tid
           const q = img * C + c;
           k.dwPlaneBackWeight(p[P.CBase] + q * OHW * 4, p[P.OH], p[P.OW], p[P.X] + q * HW * 4, p[P.H], p[P.W], p[P.KH], p[P.KW], p[P.Sh], p[P.Sw], p[P.Ph], p[P.Pw], p[P.Dh], p[P.Dw], p[P.Out] + c * khw * 4, scratch);
         }
+      }
+      return;
+    }
+    case JobKind.BnStats:
+    case JobKind.BnForward:
+    case JobKind.BnBackward: {
+      const per = p[P.Chunk], N = p[P.BnN], C = p[P.BnC], HW = p[P.BnHW];
+      const end = Math.min(C, (t + 1) * per);
+      for (let c = t * per; c < end; c++) {
+        if (kind === JobKind.BnStats) k.bnStats(p[P.BnX], N, C, HW, c, p[P.BnSums]);
+        else if (kind === JobKind.BnForward) k.bnForward(p[P.BnX], N, C, HW, c, p[P.BnPar], p[P.BnOut]);
+        else k.bnBackward(p[P.BnGy], p[P.BnX], N, C, HW, c, p[P.BnPar], p[P.BnSums], p[P.BnOut]);
       }
       return;
     }

@@ -1,15 +1,63 @@
 // Batch-norm kernels of the cpu backend: per-channel statistics (two passes, float64 accumulation), the affine
 // forward, and the backward (one pass for the two channel sums, one for gx). Plain JavaScript on contiguous NCHW
-// planes; float32 and float64.
+// planes, float32 and float64; large float32 tensors run the same formulas as SIMD kernels (kernels.as) on a copy in
+// the shared arena, one task per chunk of channels, so every channel's sums are taken by one thread in a fixed order
+// and the results do not depend on the thread count. Their elementwise results equal the JavaScript ones; their sums
+// differ from the JavaScript ones only in float64 summation order.
 
 import type { Storage } from '../../dtype.js';
 import type { BatchNormGrads, View } from '../types.js';
+import { wasmWorthIt } from './elementwise-wasm.js';
 import { alloc, contiguous } from './elementwise.js';
-import { isContiguous } from './strided.js';
+import { JobKind, P } from './jobs.js';
+import { gather, isContiguous, numelOf } from './strided.js';
+import { jobParams, runJob, threadCount } from './threads.js';
+import { Arena, heap, heap64, takeOut } from './wasm.js';
+
+/** Batch norms from this many elements split their channels across the pool (measured: no gain at 200K elements). */
+const PARALLEL_ELEMENTS = 1 << 18;
 
 const flat = (v: View): Storage => (isContiguous(v) && v.offset === 0 ? v.data : contiguous(v));
 
+type ParSetter = (par: Float64Array, c: number) => void;
+
+/**
+ * The wasm path: copy x [N, C, H, W] (and gy) into a fresh arena, with an output of x's size when `out`, C float64
+ * parameter quadruples (filled by setPar) and C float64 sum pairs, and run `kind` over chunks of channels. Returns the
+ * output and the sums (a view into the arena: read it before the next kernel call).
+ */
+function bnJob(kind: JobKind, label: string, x: View, gy: View | null, out: boolean, setPar: ParSetter | null) {
+  const [N, C, H, W] = x.shape;
+  const n = N * C * H * W;
+  const arena = new Arena(`${label} x[${x.shape.join(', ')}]`);
+  const xp = arena.floats(n), gp = gy ? arena.floats(n) : 0, op = out ? arena.floats(n) : 0;
+  const par = arena.alloc(C * 32), sums = arena.alloc(C * 16);
+  arena.commit();
+  const h = heap(), h64 = heap64();
+  gather(x, h, xp / 4);
+  if (gy) gather(gy, h, gp / 4);
+  if (setPar) for (let c = 0; c < C; c++) setPar(h64.subarray(par / 8 + 4 * c, par / 8 + 4 * c + 4), c);
+  const p = jobParams();
+  p[P.BnX] = xp; p[P.BnGy] = gp; p[P.BnOut] = op; p[P.BnPar] = par; p[P.BnSums] = sums;
+  p[P.BnN] = N; p[P.BnC] = C; p[P.BnHW] = H * W;
+  const parallel = n >= PARALLEL_ELEMENTS && threadCount() > 1;
+  const per = parallel ? Math.max(1, Math.floor(C / (4 * threadCount()))) : C;
+  p[P.Chunk] = per;
+  runJob(kind, Math.ceil(C / per), parallel);
+  return { out: out ? takeOut(op, n) : null, sums: h64.subarray(sums / 8, sums / 8 + 2 * C) };
+}
+
 export function batchNormStats(xv: View): { mean: Storage; variance: Storage } {
+  if (wasmWorthIt(xv.data, numelOf(xv.shape))) {
+    const C = xv.shape[1];
+    const { sums } = bnJob(JobKind.BnStats, 'batchNormStats', xv, null, false, null);
+    const mean = new Float32Array(C), variance = new Float32Array(C);
+    for (let c = 0; c < C; c++) {
+      mean[c] = sums[2 * c];
+      variance[c] = sums[2 * c + 1];
+    }
+    return { mean, variance };
+  }
   const x = flat(xv);
   const [N, C, H, W] = xv.shape;
   const HW = H * W, m = N * HW;
@@ -36,6 +84,14 @@ export function batchNormStats(xv: View): { mean: Storage; variance: Storage } {
 }
 
 export function batchNormForward(xv: View, mean: Storage, invstd: Storage, weight: Storage | null, bias: Storage | null): Storage {
+  if (wasmWorthIt(xv.data, numelOf(xv.shape))) {
+    // [mean, a, b] as below
+    return bnJob(JobKind.BnForward, 'batchNormForward', xv, null, true, (par, c) => {
+      par[0] = mean[c];
+      par[1] = invstd[c] * (weight ? weight[c] : 1);
+      par[2] = bias ? bias[c] : 0;
+    }).out!;
+  }
   const x = flat(xv);
   const [N, C, H, W] = xv.shape;
   const HW = H * W;
@@ -56,6 +112,22 @@ export function batchNormForward(xv: View, mean: Storage, invstd: Storage, weigh
 export function batchNormBackward(
   gyv: View, xv: View, mean: Storage, invstd: Storage, weight: Storage | null, training: boolean,
 ): BatchNormGrads {
+  if (wasmWorthIt(xv.data, numelOf(xv.shape)) && gyv.data instanceof Float32Array) {
+    const C = xv.shape[1];
+    // [mean, invstd, k, training] as below; the kernel returns [sg, sgx] per channel
+    const r = bnJob(JobKind.BnBackward, 'batchNormBackward', xv, gyv, true, (par, c) => {
+      par[0] = mean[c];
+      par[1] = invstd[c];
+      par[2] = (weight ? weight[c] : 1) * invstd[c];
+      par[3] = training ? 1 : 0;
+    });
+    const gweight = new Float32Array(C), gbias = new Float32Array(C);
+    for (let c = 0; c < C; c++) {
+      gbias[c] = r.sums[2 * c];
+      gweight[c] = r.sums[2 * c + 1];
+    }
+    return { gx: r.out!, gweight, gbias };
+  }
   const gy = flat(gyv);
   const x = flat(xv);
   const [N, C, H, W] = xv.shape;
@@ -76,11 +148,12 @@ export function batchNormBackward(
     gbias[c] = sg;
     gweight[c] = sgx;
     const k = (weight ? weight[c] : 1) * is;
-    // training: gx = k * (gy - sg/m - xhat * sgx/m); eval: gx = k * gy
-    const a = training ? sg / m : 0, b = training ? (sgx / m) * is : 0;
+    // training: gx = k * (gy - sg/m - xhat * sgx/m); eval: gx = k * gy (x does not enter: a NaN in x stays out)
+    const a = sg / m, b = (sgx / m) * is;
     for (let n = 0; n < N; n++) {
       const s = (n * C + c) * HW;
-      for (let i = s; i < s + HW; i++) gx[i] = k * (gy[i] - a - (x[i] - mu) * b);
+      if (training) for (let i = s; i < s + HW; i++) gx[i] = k * (gy[i] - a - (x[i] - mu) * b);
+      else for (let i = s; i < s + HW; i++) gx[i] = k * gy[i];
     }
   }
   return { gx, gweight, gbias };

@@ -37,6 +37,11 @@ export interface Kernels {
     gy: number, OH: number, OW: number, x: number, H: number, W: number, KH: number, KW: number, sh: number,
     sw: number, ph: number, pw: number, dh: number, dw: number, gw: number, scratch: number,
   ): void;
+  unaryF32(op: number, x: number, out: number, n: number): void;
+  binaryF32(op: number, a: number, as: number, b: number, bs: number, out: number, n: number): void;
+  bnStats(x: number, N: number, C: number, HW: number, c: number, out: number): void;
+  bnForward(x: number, N: number, C: number, HW: number, c: number, par: number, y: number): void;
+  bnBackward(gy: number, x: number, N: number, C: number, HW: number, c: number, par: number, out: number, gx: number): void;
 }
 
 // Minimal typings of the WebAssembly JS API (this project's lib setting has no DOM/WebAssembly declarations).
@@ -104,6 +109,14 @@ export function heap(): Float32Array {
   const buf = wasm().memory.buffer;
   if (!heapView || heapView.buffer !== buf) heapView = new Float32Array(buf);
   return heapView;
+}
+
+let heap64View: Float64Array | null = null;
+/** A Float64Array over the whole shared memory (per-channel float64 parameters and sums). */
+export function heap64(): Float64Array {
+  const buf = wasm().memory.buffer;
+  if (!heap64View || heap64View.buffer !== buf) heap64View = new Float64Array(buf);
+  return heap64View;
 }
 
 /**
