@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import '../core/backend/all.js';
 import { manualSeed, setBackend } from '../core/index.js';
 import { saveSafetensors } from '../nn/index.js';
 import { buildModel } from '../nn/train/index.js';
@@ -69,6 +70,19 @@ test('a run writes every cell, tables and plots; a rerun after deleting one cell
   const rerun = JSON.parse(readFileSync(join(A, 'cells', 'lamp-s0.9-seed0', 'result.json'), 'utf8')) as CellResult;
   assert.is(rerun.top1, r.top1, 'same seed, same result');
   assert.is(again.cells.length, 4);
+});
+
+test('with resume off (npm start), every selected cell runs again and replaces its result', async () => {
+  const cells = expandGrid(cfgOf()).filter((c) => c.method === 'uniform');
+  const file = join(A, 'cells', 'uniform-s0.5-seed0', 'result.json');
+  const old = JSON.parse(readFileSync(file, 'utf8')) as CellResult;
+  writeFileSync(file, JSON.stringify({ ...old, top1: -1 }));
+  const s = await runGrid(cells, { out: A, meta: { name: 'tiny', smoke: false }, config: {}, commit: 'c0ffee', version: '0.0.0-test', progress: quiet(), resume: false });
+  assert.equal(s.ran, ['uniform-s0.5-seed0', 'uniform-s0.9-seed0']);
+  assert.equal(s.skipped, []);
+  const fresh = JSON.parse(readFileSync(file, 'utf8')) as CellResult;
+  assert.is(fresh.top1, old.top1, 'the planted -1 is replaced by the rerun, which gives the same top-1');
+  assert.is(s.cells.length, 4, 'cells outside the selection stay in the tables');
 });
 
 test('two shards merged equal the unsharded run', async () => {

@@ -1,5 +1,6 @@
 // The grid runner behind `ptslab run`: runs the selected cells one after another through runCell (the same code as
-// `ptslab prune`), each in DIR/cells/<key>/, skipping cells whose result.json exists (resume is the default). A cell
+// `ptslab prune`), each in DIR/cells/<key>/, skipping cells whose result.json exists (resume is the default; with
+// resume off every selected cell runs again and its old result is replaced when it starts). A cell
 // that throws leaves DIR/cells/<key>/error.json and the run goes on. The tables are rewritten after every cell (a long
 // run can be read while it goes), the plots at the end. The dense model's top-1 is measured once per evaluation set
 // and handed to the following cells.
@@ -20,6 +21,8 @@ export interface RunGridOptions {
   commit: string | null;
   version: string;
   progress: Progress;
+  /** Skip cells whose result.json exists (default true). */
+  resume?: boolean;
 }
 
 export interface RunSummary {
@@ -66,7 +69,7 @@ export async function runGrid(cells: Cell[], o: RunGridOptions): Promise<RunSumm
   const todo: Cell[] = [];
   for (const c of cells) {
     const resultFile = join(cellsDir, c.key, 'result.json');
-    if (!existsSync(resultFile)) {
+    if (o.resume === false || !existsSync(resultFile)) {
       todo.push(c);
       continue;
     }
@@ -82,6 +85,7 @@ export async function runGrid(cells: Cell[], o: RunGridOptions): Promise<RunSumm
     const dir = join(cellsDir, c.key);
     mkdirSync(dir, { recursive: true });
     rmSync(join(dir, 'error.json'), { force: true });
+    rmSync(join(dir, 'result.json'), { force: true });
     const meta: CellMeta = { key: c.key, index: c.index, method: c.method, sparsity: c.sparsity, seed: c.seed, ablation: c.ablation, config: o.meta.name };
     writeJsonAtomic(join(dir, 'cell.json'), { ...meta, spec: c.spec });
     const learns = c.spec.prune.method === 'fcpts' || c.spec.prune.method === 'erk-kd';

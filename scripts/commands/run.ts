@@ -79,6 +79,7 @@ async function handler(a: RunArgs): Promise<void> {
     commit: gitCommit(),
     version: packageVersion(),
     progress,
+    resume: a.resume,
   });
   console.log(readFileSync(join(out, 'results.md'), 'utf8'));
   console.log(`ran ${s.ran.length}, skipped ${s.skipped.length} (already finished), failed ${s.failed.length}`);
@@ -98,7 +99,7 @@ const command: CommandModule<object, RunArgs> = {
       y
         .positional('config', { type: 'string', demandOption: true, describe: 'experiment config (.yaml, .yml or .json)' })
         .option('out', { type: 'string', describe: 'output folder (default runs/<config name>[-smoke])' })
-        .option('resume', { type: 'boolean', default: true, describe: 'skip cells whose result.json exists (always on; accepted for clarity)' })
+        .option('resume', { type: 'boolean', default: true, describe: 'skip cells whose result.json exists; --no-resume runs every selected cell again' })
         .option('only', { type: 'string', describe: 'run a subset: key=value,... with key method|sparsity|seed|ablation|key; a|b or a repeated key = either' })
         .option('shard', { type: 'string', describe: 'run shard i of n (0-based, cells by grid index mod n); default from SLURM_ARRAY_* or JOB_COMPLETION_INDEX' })
         .option('dry-run', { type: 'boolean', default: false, describe: 'print the selected cells and exit' })
