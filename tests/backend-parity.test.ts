@@ -318,7 +318,7 @@ function defineSuite(b: Backend) {
     }).filter((c) => c.N * c.C * c.H * c.W > 1024), bnCase, Math.max(10, RUNS / 4));
   });
 
-  S('elementwise ops on large float32 tensors (the cpu wasm path): NaN, Inf, -0, subnormals, scalar operands', () => {
+  S('elementwise ops and clamp on large float32 tensors (the cpu wasm path): NaN, Inf, -0, subnormals, scalar operands', () => {
     // Every op here is one IEEE operation on float32 values, so the float64 reference rounded to float32 is the exact
     // answer, -0 included: the cpu backend (wasm or JavaScript) must match it bit for bit; other backends (gpu.js on a
     // GPU may flush subnormals or divide approximately) within the float32 tolerance.
@@ -328,6 +328,8 @@ function defineSuite(b: Backend) {
     prop(fc.record({
       n: fc.integer({ min: 1025, max: 6000 }), offset: fc.nat(3), seed: fc.nat(), scalar: fc.constantFrom(...special, 0.5),
       side: fc.constantFrom('none', 'a', 'b'), u: fc.constantFrom<UnaryOp>('relu', 'neg', 'abs'), op: fc.constantFrom(...ops),
+      // relu6's bounds, one-sided and float64 bounds that float32 cannot hold
+      bounds: fc.constantFrom<[number, number]>([0, 6], [-1.5, 0.5], [-Infinity, 0.1], [0.1, Infinity], [-0.3, -0.3]),
     }), (c) => {
       const g = rng(c.seed);
       const val = () => (g() < 0.2 ? special[Math.floor(g() * special.length)] : Math.round((g() * 4 - 2) * 8) / 8);
@@ -346,6 +348,7 @@ function defineSuite(b: Backend) {
         }
       };
       check(`unary ${c.u}`, run(() => b.unary(c.u, x.v)), ref.unary(c.u, x.r));
+      check(`clamp [${c.bounds}]`, run(() => b.clamp(x.v, ...c.bounds)), ref.clamp(x.r, ...c.bounds));
       check(`binary ${c.op} (scalar ${c.side}: ${c.scalar})`, run(() => b.binary(c.op, sa.v, sb.v)), ref.binary(c.op, sa.r, sb.r));
     }, Math.max(20, RUNS / 2));
   });

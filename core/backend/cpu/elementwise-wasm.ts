@@ -1,5 +1,5 @@
-// WebAssembly fast paths of the cpu backend's hottest elementwise ops on large float32 tensors: relu, neg, abs, the
-// four arithmetic ops and the comparisons, on contiguous operands or a scalar broadcast (every stride 0). The
+// WebAssembly fast paths of the cpu backend's hottest elementwise ops on large float32 tensors: relu, neg, abs, clamp
+// (relu6), the four arithmetic ops and the comparisons, on contiguous operands or a scalar broadcast (every stride 0). The
 // operands are copied into the shared arena (a memcpy, much cheaper than a JavaScript loop over the elements), one
 // SIMD kernel of kernels.as runs over them in place, and the result is copied out. These run on the main thread: the
 // copies, which only it can make (the operands are not shared memory), take most of the time, and splitting the
@@ -52,6 +52,18 @@ export function unaryWasm(op: UnaryOp, x: View): Float32Array | null {
   xr.fill(heap());
   // in place: one array less to pass through the caches
   wasm().k.unaryF32(code, xr.at, xr.at, ceil4(n));
+  return takeOut(xr.at, n);
+}
+
+/** clamp(x, lo, hi); a float64 bound rounds to float32 first, which gives the JavaScript loop's values exactly. */
+export function clampWasm(x: View, lo: number, hi: number): Float32Array | null {
+  const n = numelOf(x.shape);
+  if (!wasmWorthIt(x.data, n) || !isContiguous(x)) return null;
+  const arena = new Arena(`clamp [${x.shape.join(', ')}]`);
+  const xr = reserve(arena, x, n)!;
+  arena.commit();
+  xr.fill(heap());
+  wasm().k.clampF32(xr.at, xr.at, ceil4(n), lo, hi);
   return takeOut(xr.at, n);
 }
 

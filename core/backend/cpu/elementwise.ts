@@ -1,12 +1,12 @@
 // Elementwise kernels, copies and reductions of the cpu backend, in plain JavaScript on the main thread. Large
-// float32 relu/neg/abs, arithmetic and comparisons on contiguous or scalar operands take the wasm paths of
+// float32 relu/neg/abs, clamp, arithmetic and comparisons on contiguous or scalar operands take the wasm paths of
 // elementwise-wasm.ts first. Operand views are collapsed first (see strided.ts), so same-shape contiguous operands
 // and scalar broadcasts become one tight loop; each op has its own row loop, so no function is called per element.
 // Works for float32 and float64 alike.
 
 import type { Storage } from '../../dtype.js';
 import type { BinaryOp, ReduceOp, UnaryOp, View } from '../types.js';
-import { binaryWasm, unaryWasm } from './elementwise-wasm.js';
+import { binaryWasm, clampWasm, unaryWasm } from './elementwise-wasm.js';
 import { type Arr, collapse, forEachRow, gather, isContiguous, numelOf } from './strided.js';
 
 export const alloc = (like: Storage, n: number): Storage => (like instanceof Float64Array ? new Float64Array(n) : new Float32Array(n));
@@ -72,6 +72,8 @@ function mapUnary(x: View, row: UnaryRow): Storage {
 export const unary = (op: UnaryOp, x: View): Storage => unaryWasm(op, x) ?? mapUnary(x, unaryRows[op]);
 
 export function clamp(x: View, lo: number, hi: number): Storage {
+  const fast = clampWasm(x, lo, hi);
+  if (fast) return fast;
   return mapUnary(x, (o, oi, d, xi, xs, n) => {
     for (let k = 0; k < n; k++, xi += xs) { const v = d[xi]; o[oi + k] = v < lo ? lo : v > hi ? hi : v; }
   });

@@ -38,6 +38,7 @@ export interface Kernels {
     sw: number, ph: number, pw: number, dh: number, dw: number, gw: number, scratch: number,
   ): void;
   unaryF32(op: number, x: number, out: number, n: number): void;
+  clampF32(x: number, out: number, n: number, lo: number, hi: number): void;
   binaryF32(op: number, a: number, as: number, b: number, bs: number, out: number, n: number): void;
   bnStats(x: number, N: number, C: number, HW: number, c: number, out: number): void;
   bnForward(x: number, N: number, C: number, HW: number, c: number, par: number, y: number): void;
