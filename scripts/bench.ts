@@ -1,8 +1,9 @@
 // `npm run bench`: the project's speed harness. Times our backends' kernels (ptslab-<backend>, called through the
 // Backend interface on NCHW views) and the peers tfjs-backend-cpu and tfjs-backend-wasm (their kernels through
 // tf.engine().runKernel on NHWC tensors) in the same process run: conv2d forward and forward+backward on ResNet-50
-// and MobileNetV2 layer shapes (depthwise included), GEMM, and a whole ResNet-18 training step. Warm-up runs are
-// excluded; medians are reported with GFLOP/s and each of our engines' ratio to each peer.
+// and MobileNetV2 layer shapes (depthwise included) and ResNet-20 ones at batch 64, GEMM, and a whole ResNet-18
+// training step. Warm-up runs are excluded; medians are reported with GFLOP/s and each of our engines' ratio to each
+// peer.
 //   --json     one JSON object per line: { case, shape, engine, gflops, ms } (progress goes to stderr)
 //   --quick    fewer cases and runs; slow engines (reference, gpujs, tfjs-cpu) only on the headline cases
 //   --memory   RSS over 1,000 forward+backward steps of a small conv net instead (target: < 10% growth)
@@ -44,6 +45,14 @@ const convCases: ConvCase[] = [
   { name: 'mv2-dw3x3-960-7', N: 1, C: 960, O: 960, H: 7, k: 3, s: 1, dw: true },
   { name: 'mv2-1x1-24-144-56', N: 1, C: 24, O: 144, H: 56, k: 1, s: 1, quick: true },
   { name: 'mv2-1x1-320-1280-7', N: 1, C: 320, O: 1280, H: 7, k: 1, s: 1 },
+  // ResNet-20 on 28x28 images, batch 64 (the cpu backend's direct kernels)
+  { name: 'r20-3x3-1-16-28', N: 64, C: 1, O: 16, H: 28, k: 3, s: 1 },
+  { name: 'r20-3x3-16-28', N: 64, C: 16, O: 16, H: 28, k: 3, s: 1, quick: true },
+  { name: 'r20-3x3-16-32-28-s2', N: 64, C: 16, O: 32, H: 28, k: 3, s: 2 },
+  { name: 'r20-1x1-16-32-28-s2', N: 64, C: 16, O: 32, H: 28, k: 1, s: 2 },
+  { name: 'r20-3x3-32-14', N: 64, C: 32, O: 32, H: 14, k: 3, s: 1 },
+  { name: 'r20-3x3-32-64-14-s2', N: 64, C: 32, O: 64, H: 14, k: 3, s: 2 },
+  { name: 'r20-3x3-64-7', N: 64, C: 64, O: 64, H: 7, k: 3, s: 1 },
 ];
 const gemmCases = [
   { name: 'gemm-256x2304x3136', M: 256, K: 2304, N: 3136, quick: true },
