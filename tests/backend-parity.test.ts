@@ -231,6 +231,27 @@ function defineSuite(b: Backend) {
     }, Math.max(4, RUNS / 4));
   });
 
+  S('conv2d on both sides of the cpu backend\'s direct-kernel thresholds (ResNet-20 shapes, 64 channels, 16 x 28 x 28 outputs)', () => {
+    // cpu: forward direct up to 64 channels in and out and O x OH x OW <= 16 x 28 x 28 (KxK only), weight gradient
+    // direct up to 64 channels; the first of each pair below is inside a threshold, the second just past it.
+    // N = 5 is one full chunk of 4 images and one of 1 in the weight gradient; widths W + 1 are odd.
+    const shapes: Array<[C: number, O: number, H: number, W: number, K: number, s: number, d: number]> = [
+      [16, 16, 28, 28, 3, 1, 1], [16, 16, 28, 29, 3, 1, 1], [64, 64, 7, 7, 3, 1, 1], [65, 64, 7, 7, 3, 1, 1],
+      [64, 65, 7, 7, 3, 1, 1], [32, 32, 14, 15, 3, 1, 1], [16, 32, 28, 28, 3, 2, 1], [32, 64, 14, 13, 3, 2, 1],
+      [16, 32, 28, 28, 1, 2, 1], [1, 16, 28, 28, 3, 1, 1], [8, 12, 13, 11, 5, 1, 2], [3, 20, 17, 16, 3, 2, 2],
+    ];
+    prop(fc.record({
+      shape: fc.constantFrom(...shapes), N: fc.constantFrom(1, 2, 5), pad: fc.constantFrom(0, 1, 2), bias: fc.boolean(), seed: fc.nat(),
+    }), (c) => {
+      const [C, O, H, W, K, st, d] = c.shape;
+      const pad = K === 1 ? 0 : c.pad;
+      convCase({
+        N: c.N, G: 1, Cg: C, Og: O, H, W, KH: K, KW: K, sh: st, sw: st, ph: pad, pw: pad, dh: d, dw: d, depthwise: false,
+        bias: c.bias, seed: c.seed, dt: 'float32', lx: { perm: [0, 1, 2, 3], step: [1, 1, 1, 1], bcast: [false, false, false, false], offset: 0 },
+      });
+    }, Math.max(12, RUNS / 4));
+  });
+
   const arbPool: fc.Arbitrary<PoolCase> = fc.record({
     N: fc.integer({ min: 1, max: 2 }), C: fc.integer({ min: 1, max: 3 }), H: fc.integer({ min: 1, max: 11 }),
     W: fc.integer({ min: 1, max: 11 }), KH: fc.integer({ min: 1, max: 4 }), KW: fc.integer({ min: 1, max: 4 }),

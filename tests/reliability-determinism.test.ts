@@ -2,11 +2,12 @@
 // - prune: every method (and one with BN re-calibration) through runCell twice on the cpu backend, tiny sizes:
 //   result.json equal apart from "seconds", history.json equal, model.safetensors identical bytes;
 // - train: a small run of train() twice: identical model.safetensors and checkpoint tensors;
-// - the cpu backend's worker pool: convolutions (dense, depthwise, strided; forward and both backward passes), a
-//   large matmul and a batch norm with its backward, all big enough to be split across workers, computed twice per
-//   process and in processes with PTSLAB_THREADS = 1, 2 and 3. The backend's promise (core/backend/cpu/jobs.ts: every
-//   task writes a disjoint part of the output, no reductions across threads; a channel's batch-norm sums are taken by
-//   one task) means bit-identical outputs whatever the thread count; checked.
+// - the cpu backend's worker pool: convolutions (dense, depthwise, strided; forward and both backward passes; the
+//   GEMM and the direct paths), a large matmul and a batch norm with its backward, all big enough to be split across
+//   workers, computed twice per process and in processes with PTSLAB_THREADS = 1, 2 and 3. The backend's promise
+//   (core/backend/cpu/jobs.ts: every task writes a disjoint part of the output, no reductions across threads; a
+//   channel's batch-norm sums are taken by one task; the direct weight gradient's partial sums are per fixed chunk of
+//   images, added in chunk order) means bit-identical outputs whatever the thread count; checked.
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -85,7 +86,11 @@ function once() {
   const w = randn([40, 16, 3, 3], { requiresGrad: true });
   const dw = randn([16, 1, 5, 5], { requiresGrad: true });
   const pw = randn([24, 16, 1, 1], { requiresGrad: true });
+  // w: GEMM forward and backward-input, direct weight gradient (16 -> 40 channels, 40 x 22 x 22 outputs per image);
+  // w2: all three direct (16 x 22 x 22 outputs; 6 images = weight-gradient chunks of 4 and 2)
+  const w2 = randn([16, 16, 3, 3], { requiresGrad: true });
   const y = F.conv2d(x, w, null, { padding: 1 });
+  const y2 = F.conv2d(x, w2, null, { padding: 1 });
   const z = F.conv2d(x, dw, null, { padding: 2, stride: 2, groups: 16 });
   const s = F.conv2d(x, pw, null, { stride: 2 });
   const bn = F.batchNorm2d(y, null, null, null, null, { training: true });
@@ -94,9 +99,9 @@ function once() {
   const x2 = randn([8, 16, 48, 48], { requiresGrad: true });
   const g2 = randn([16], { requiresGrad: true }), b2 = randn([16], { requiresGrad: true });
   const bn2 = F.batchNorm2d(x2, null, null, g2, b2, { training: true });
-  add(add(add(mean(mul(bn, bn)), mean(mul(z, z))), mean(mul(s, s))), mean(mul(bn2, x2))).backward();
+  add(add(add(add(mean(mul(bn, bn)), mean(mul(z, z))), mean(mul(s, s))), mean(mul(bn2, x2))), mean(mul(y2, y2))).backward();
   const h = createHash('sha256');
-  for (const t of [y, z, s, bn, m, bn2, x.grad, w.grad, dw.grad, pw.grad, x2.grad, g2.grad, b2.grad]) { const a = t.toArray(); h.update(new Uint8Array(Float32Array.from(a).buffer)); }
+  for (const t of [y, y2, z, s, bn, m, bn2, x.grad, w.grad, w2.grad, dw.grad, pw.grad, x2.grad, g2.grad, b2.grad]) { const a = t.toArray(); h.update(new Uint8Array(Float32Array.from(a).buffer)); }
   return h.digest('hex');
 }
 const a = once(), b = once();

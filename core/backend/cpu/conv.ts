@@ -5,12 +5,15 @@
 // - backward-weight: gy packed as A over all images and pixels, im2col(x)^T packed as B; each task owns a block of
 //   the weight gradient and reduces over every image, so threads never add into the same cells.
 // - depthwise (groups = channels = out channels): dedicated per-plane SIMD kernels, see kernels.as.
+// - up to 64 channels in and out, groups = 1: the weight gradient, and the forward of KxK convs with a small output
+//   per image, run as direct kernels without im2col instead (conv-direct.ts: forwardPlan and directWeight choose).
 
 import type { Storage } from '../../dtype.js';
 import { convOut, referenceBackend } from '../reference.js';
 import type { Conv2dParams, View } from '../types.js';
 import { ceil8, gemmSlots, packABlocks, packAJob, PARALLEL_MACS, runGemmJob } from './gemm.js';
 import { JobKind, P } from './jobs.js';
+import { backWeightDirect, directWeight, forwardDirect, forwardPlan } from './conv-direct.js';
 import { gather } from './strided.js';
 import { jobParams, runJob, threadCount } from './threads.js';
 import { Arena, heap, takeOut, takeRows } from './wasm.js';
@@ -43,6 +46,12 @@ function forward(xv: View, w: View, ws: Shape4, bias: Float32Array | null, cp: C
   const { OH, OW } = convOut(H, W, KH, KW, cp);
   const Pn = OH * OW;
   if (N * O * Pn === 0) return new Float32Array(0);
+  const direct = forwardPlan(C, O, G, H, W, KH, KW, cp, OH, OW);
+  if (direct) {
+    const out = forwardDirect(xv, w, O, direct, cp, OH, OW, `conv2d x${fmt(xv.shape)} w${fmt(ws)}`);
+    if (bias) for (let q = 0; q < N * O; q++) addBias(out, q * Pn, Pn, bias[q % O]);
+    return out;
+  }
   const macs = N * O * Pn * Cg * KH * KW;
   const arena = new Arena(`conv2d x${fmt(xv.shape)} w${fmt(ws)}`);
   const xp = arena.floats(N * C * H * W);
@@ -213,6 +222,7 @@ export function conv2dBackwardWeight(gy: View, xv: View, wShape: readonly number
   const [, , OH, OW] = gy.shape;
   const G = cp.groups, Og = O / G, Pn = OH * OW;
   if (O * Cg * KH * KW === 0 || N * Pn === 0) return new Float32Array(O * Cg * KH * KW);
+  if (directWeight(C, O, G)) return backWeightDirect(gy, xv, O, KH, KW, cp, `conv2dBackwardWeight gy${fmt(gy.shape)} x${fmt(xv.shape)} w${fmt(wShape)}`);
   const arena = new Arena(`conv2dBackwardWeight gy${fmt(gy.shape)} x${fmt(xv.shape)} w${fmt(wShape)}`);
   const xp = arena.floats(N * C * H * W);
   const gp = arena.floats(N * O * Pn);

@@ -32,6 +32,10 @@ export const enum JobKind {
   BnForward = 11,
   /** Batch-norm backward (channel sums, then gx) per chunk of channels. */
   BnBackward = 12,
+  /** Direct convolution (conv-direct.ts) per (image, chunk of weight panels): pad the image, then convDirect. */
+  ConvDirect = 13,
+  /** Direct weight gradient, partial sums per (chunk of images, group of output channels, group of taps). */
+  ConvDirectWeight = 14,
   /** Stop the worker. */
   Exit = 99,
 }
@@ -50,9 +54,12 @@ export const enum P {
   PaSrc, PaSrcGrp, PaRs, PaCs, PaM, PaK, PaDst, PaDstGrp, PaBlocks,
   // batch norm: x, gy, output (y or gx), float64 per-channel parameters and sums, N, C, plane size; Chunk: channels
   BnX, BnGy, BnOut, BnPar, BnSums, BnN, BnC, BnHW,
+  // direct convolution: phases per channel (Na x Nb planes of Hq x Wq floats), tap offsets, output channels, taps
+  // per weight-gradient task, size of a padded image in bytes
+  Na, Nb, Hq, Wq, Offs, O, Taps, XsImg,
 }
 
-export const PARAM_SLOTS = 64;
+export const PARAM_SLOTS = 80;
 
 const ceil8 = (n: number) => (n + 7) & ~7;
 
@@ -194,6 +201,29 @@ export function runTask(k: Kernels, kind: JobKind, p: Int32Array, t: number, tid
           k.dwPlaneBackWeight(p[P.CBase] + q * OHW * 4, p[P.OH], p[P.OW], p[P.X] + q * HW * 4, p[P.H], p[P.W], p[P.KH], p[P.KW], p[P.Sh], p[P.Sw], p[P.Ph], p[P.Pw], p[P.Dh], p[P.Dw], p[P.Out] + c * khw * 4, scratch);
         }
       }
+      return;
+    }
+    case JobKind.ConvDirect: {
+      const mc = p[P.MChunks], img = (t / mc) | 0, p0 = (t % mc) * p[P.Mpc], p1 = Math.min(p[P.Mp], p0 + p[P.Mpc]);
+      k.padPhases(p[P.X] + img * p[P.BImg], p[P.C], p[P.H], p[P.W], p[P.Sh], p[P.Sw], p[P.Na], p[P.Nb], p[P.Ph], p[P.Pw], p[P.Hq], p[P.Wq], scratch);
+      k.convDirect(scratch, p[P.Offs], p[P.K], p[P.ABase], p0, p1, p[P.O], p[P.OH], p[P.OW], p[P.Wq], p[P.Out] + img * p[P.CImg], scratch + p[P.ScratchPer] - 128);
+      return;
+    }
+    case JobKind.ConvDirectWeight: {
+      // task t: (image chunk, group of output channels, group of taps); pads the chunk's images and lays its gy out
+      // pixel-major in scratch
+      const tg = Math.ceil(p[P.K] / p[P.Taps]), og = p[P.MChunks];
+      const k0 = (t % tg) * p[P.Taps], o0 = (((t / tg) | 0) % og) * p[P.Mpc] * 4, chunk = (t / (tg * og)) | 0;
+      const n0 = chunk * p[P.Chunk], nn = Math.min(p[P.Chunk], p[P.NImg] - n0);
+      for (let i = 0; i < nn; i++) {
+        k.padPhases(p[P.X] + (n0 + i) * p[P.BImg], p[P.C], p[P.H], p[P.W], p[P.Sh], p[P.Sw], p[P.Na], p[P.Nb], p[P.Ph], p[P.Pw], p[P.Hq], p[P.Wq], scratch + i * p[P.XsImg]);
+      }
+      const width = p[P.Mpc] * 4, pixels = p[P.OH] * p[P.OW], gt = scratch + p[P.Chunk] * p[P.XsImg];
+      for (let i = 0; i < nn; i++) {
+        k.transposePlanes(p[P.CBase] + ((n0 + i) * p[P.O] + o0) * pixels * 4, Math.min(width, p[P.O] - o0), pixels, gt + i * pixels * width * 4, width);
+      }
+      k.convDirectBackWeight(gt, pixels * width * 4, width >> 4, o0, p[P.O], p[P.OH], p[P.OW], scratch, p[P.XsImg], p[P.Wq], p[P.Offs],
+        k0, Math.min(p[P.K], k0 + p[P.Taps]), nn, p[P.Out] + chunk * p[P.O] * p[P.K] * 4, p[P.K]);
       return;
     }
     case JobKind.BnStats:

@@ -37,6 +37,19 @@ export interface Kernels {
     gy: number, OH: number, OW: number, x: number, H: number, W: number, KH: number, KW: number, sh: number,
     sw: number, ph: number, pw: number, dh: number, dw: number, gw: number, scratch: number,
   ): void;
+  padPhases(
+    x: number, C: number, H: number, W: number, sh: number, sw: number, na: number, nb: number, ph: number, pw: number,
+    Hq: number, Wq: number, dst: number,
+  ): void;
+  convDirect(
+    xs: number, off: number, K: number, a: number, p0: number, p1: number, O: number, OH: number, OW: number, Wq: number,
+    out: number, tmp: number,
+  ): void;
+  transposePlanes(src: number, count: number, P: number, dst: number, width: number): void;
+  convDirectBackWeight(
+    gt: number, gImg: number, nb: number, o0: number, O: number, OH: number, OW: number, xs: number, xImg: number,
+    Wq: number, off: number, k0: number, k1: number, N: number, gw: number, K: number,
+  ): void;
   unaryF32(op: number, x: number, out: number, n: number): void;
   clampF32(x: number, out: number, n: number, lo: number, hi: number): void;
   binaryF32(op: number, a: number, as: number, b: number, bs: number, out: number, n: number): void;
