@@ -138,6 +138,7 @@ export function backWeightDirect(gy: View, xv: View, O: number, KH: number, KW: 
   const xp = arena.floats(N * C * H * W + 4);
   const gp = arena.floats(N * O * OH * OW);
   const part = arena.floats(chunks * O * K);
+  const gw = arena.floats(O * K);
   // output channels go in blocks of 16 (the kernel's 4 vectors); with too few chunks to feed every thread, groups of
   // blocks and then of taps (in pairs) are split among tasks too
   const want = 4 * threadCount(), blocks = Math.ceil(O / 16);
@@ -159,12 +160,8 @@ export function backWeightDirect(gy: View, xv: View, O: number, KH: number, KW: 
   p[P.CBase] = gp; p[P.CImg] = O * OH * OW * 4; p[P.O] = O; p[P.Out] = part;
   const nTasks = chunks * p[P.MChunks] * Math.ceil(K / p[P.Taps]);
   runJob(JobKind.ConvDirectWeight, nTasks, N * O * OH * OW * K >= PARALLEL_MACS);
-  // gw = the chunks' partial sums added in chunk order (float64, rounded once)
-  const gw = new Float32Array(O * K), at = part / 4;
-  for (let i = 0; i < O * K; i++) {
-    let s = 0;
-    for (let c = 0; c < chunks; c++) s += h[at + c * O * K + i];
-    gw[i] = s;
-  }
-  return gw;
+  // gw = the chunks' partial sums added in chunk order (float64, rounded once), cut into ranges for the threads
+  p[P.X] = part; p[P.Count] = chunks; p[P.N] = O * K; p[P.Wt] = gw; p[P.Chunk] = 2 * Math.ceil(O * K / 2 / want);
+  runJob(JobKind.SumPartials, Math.ceil(O * K / p[P.Chunk]), chunks * O * K >= PARALLEL_MACS / 8);
+  return takeOut(gw, O * K);
 }

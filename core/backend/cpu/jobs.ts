@@ -36,6 +36,8 @@ export const enum JobKind {
   ConvDirect = 13,
   /** Direct weight gradient, partial sums per (chunk of images, group of output channels, group of taps). */
   ConvDirectWeight = 14,
+  /** Sum of Count partial results of N floats each (N apart from X) into Wt, per range of Chunk floats. */
+  SumPartials = 15,
   /** Stop the worker. */
   Exit = 99,
 }
@@ -224,6 +226,11 @@ export function runTask(k: Kernels, kind: JobKind, p: Int32Array, t: number, tid
       }
       k.convDirectBackWeight(gt, pixels * width * 4, width >> 4, o0, p[P.O], p[P.OH], p[P.OW], scratch, p[P.XsImg], p[P.Wq], p[P.Offs],
         k0, Math.min(p[P.K], k0 + p[P.Taps]), nn, p[P.Out] + chunk * p[P.O] * p[P.K] * 4, p[P.K]);
+      return;
+    }
+    case JobKind.SumPartials: {
+      const i0 = t * p[P.Chunk];
+      k.sumStrided(p[P.X], p[P.Count], p[P.N], i0, Math.min(p[P.N], i0 + p[P.Chunk]), p[P.Wt]);
       return;
     }
     case JobKind.BnStats:

@@ -580,6 +580,24 @@ export function convDirectBackWeight(
   if (n > 3) store<f32>(p + 3 * st, f32x4.extract_lane(v, 3));
 }
 
+/** dst[i] = the sum of src[c * stride + i] over c < count, in order, in float64, rounded once; i in [i0, i1). */
+export function sumStrided(src: usize, count: i32, stride: i32, i0: i32, i1: i32, dst: usize): void {
+  const st = <usize>stride << 2;
+  let i = i0;
+  for (; i + 2 <= i1; i += 2) {
+    let p = src + (<usize>i << 2);
+    let s = f64x2.splat(0);
+    for (let c = 0; c < count; c++, p += st) s = f64x2.add(s, f64x2.promote_low_f32x4(v128.load64_zero(p)));
+    v128.store64_lane(dst + (<usize>i << 2), f32x4.demote_f64x2_zero(s), 0);
+  }
+  for (; i < i1; i++) {
+    let p = src + (<usize>i << 2);
+    let s: f64 = 0;
+    for (let c = 0; c < count; c++, p += st) s += <f64>load<f32>(p);
+    store<f32>(dst + (<usize>i << 2), <f32>s);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------- copies
 
 /** Move rows of len floats, srcStride apart, to be contiguous at dst (dst <= src: compaction in place is fine). */

@@ -50,6 +50,7 @@ export interface Kernels {
     gt: number, gImg: number, nb: number, o0: number, O: number, OH: number, OW: number, xs: number, xImg: number,
     Wq: number, off: number, k0: number, k1: number, N: number, gw: number, K: number,
   ): void;
+  sumStrided(src: number, count: number, stride: number, i0: number, i1: number, dst: number): void;
   unaryF32(op: number, x: number, out: number, n: number): void;
   clampF32(x: number, out: number, n: number, lo: number, hi: number): void;
   binaryF32(op: number, a: number, as: number, b: number, bs: number, out: number, n: number): void;
