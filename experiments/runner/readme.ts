@@ -48,7 +48,8 @@ export function resultsBlock(root: string, dir: string): string {
   const off = Math.max(...done.map((c) => Math.abs(c.result!.zeroParams - Math.round(c.result!.targetSparsity * c.result!.prunableParams))));
   lines.push(
     `Top-1 (%) of \`${r0.model}\` (${r0.arch}, ${r0.dataset}) on ${evalImages} held-out images; dense ${dense}. ` +
-      `${done.length} of ${run.cells.length} cells done${run.smoke ? ' (smoke run: not a result)' : ''}; backend ${backends}; ` +
+      `${done.length} cells finished${run.cells.length > done.length ? ` (${run.cells.length - done.length} more started or failed)` : ''}` +
+      `${run.smoke ? ' (smoke run: not a result)' : ''}; backend ${backends}; ` +
       `commit ${commits}. Zero weights counted from each saved model are at most ${off} from round(target x ` +
       `${r0.prunableParams.toLocaleString('en-US')}). From \`${dir}/results.json\` (\`${dir}/results.md\` has sparsity and seconds).`,
     '',
