@@ -50,8 +50,9 @@ export function resultsBlock(root: string, dir: string): string {
     `Top-1 (%) of \`${r0.model}\` (${r0.arch}, ${r0.dataset}) on ${evalImages} held-out images; dense ${dense}. ` +
       `${done.length} cells finished${run.cells.length > done.length ? ` (${run.cells.length - done.length} more started or failed)` : ''}` +
       `${run.smoke ? ' (smoke run: not a result)' : ''}; backend ${backends}; ` +
-      `commit ${commits}. Zero weights counted from each saved model are at most ${off} from round(target x ` +
-      `${r0.prunableParams.toLocaleString('en-US')}). From \`${dir}/results.json\` (\`${dir}/results.md\` has sparsity and seconds).`,
+      `commit ${commits}. Zero weights counted from each saved model ${off === 0 ? 'equal' : `are at most ${off} from`} ` +
+      `round(target x ${r0.prunableParams.toLocaleString('en-US')}). From \`${dir}/results.json\` (\`${dir}/results.md\` has ` +
+      `sparsity and seconds).`,
     '',
     statTable(run.cells, (r) => r.top1, 2),
   );
