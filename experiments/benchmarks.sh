@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every committed scaled benchmark, in priority order, resumable: trains a bundled model when it is missing
 # (experiments/models/train-all.sh), then runs its grids into experiments/results/<config>/ (cells already finished
-# are skipped, so kill it any time and run it again). The order puts the headline comparison first: FCPTS and the
-# baselines at 90% and 80% on fmnist-resnet20, then the rest of that grid, the ablations, then the other two models.
+# are skipped, so kill it any time and run it again). The order: the bundled models first (every grid needs its
+# model), then the headline comparison (FCPTS and the baselines at 90% and 80% on fmnist-resnet20), the rest of that
+# grid, the ablations, then the grids of the other two models.
 #   npx tsc -p . && nohup bash experiments/benchmarks.sh > /dev/null 2>&1 &
 # Logs: experiments/results/<config>.log. Afterwards `node dist/scripts/cli.js readme` refreshes the README tables.
 set -euo pipefail
@@ -17,14 +18,12 @@ grid() {
   node dist/scripts/cli.js run "experiments/configs/$config.yaml" --out "$R/$config" "$@" >> "$R/$config.log" 2>&1 || true
 }
 
-bash experiments/models/train-all.sh fmnist-resnet20
+bash experiments/models/train-all.sh fmnist-resnet20 mnist-resnet20 fmnist-mobilenetv2
 grid fmnist-resnet20 --only sparsity=0.9
 grid fmnist-resnet20 --only sparsity=0.8
 grid fmnist-resnet20
 grid fmnist-resnet20-ablations
-bash experiments/models/train-all.sh mnist-resnet20
 grid mnist-resnet20 --only sparsity=0.9
 grid mnist-resnet20
-bash experiments/models/train-all.sh fmnist-mobilenetv2
 grid fmnist-mobilenetv2 --only sparsity=0.9
 grid fmnist-mobilenetv2

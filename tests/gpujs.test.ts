@@ -228,6 +228,19 @@ function registerTests(b: GpujsBackend): void {
     );
   });
 
+  t('batch norm backward in eval mode: a NaN in x leaves grad bias finite (as the reference and PyTorch)', () => {
+    const shape = [2, 3, 4, 5], r = rng(7);
+    const x = view(shape, r), gy = view(shape, r);
+    x.data[0] = NaN; // channel 0
+    const mean = new Float32Array([0.1, -0.2, 0.3]), invstd = new Float32Array([1.5, 0.5, 2]);
+    const g = b.batchNormBackward(gy, x, mean, invstd, null, false);
+    const g0 = ref.batchNormBackward(gy, x, mean, invstd, null, false);
+    assert.ok(Array.from(g0.gbias).every(Number.isFinite), 'reference grad bias is finite');
+    close('eval bn grad bias with NaN in x', g.gbias, g0.gbias, sumTol(40));
+    close('eval bn grad x with NaN in x', g.gx, g0.gx, 1e-5, 1e-5);
+    assert.ok(Number.isNaN(g.gweight[0]) && Number.isNaN(g0.gweight[0]), 'grad weight of the NaN channel is NaN in both');
+  });
+
   const unaryOps: UnaryOp[] = ['neg', 'exp', 'log', 'sqrt', 'abs', 'sign', 'sigmoid', 'tanh', 'relu'];
   const binaryOps: BinaryOp[] = ['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'gt', 'ge', 'lt', 'le', 'eq'];
 

@@ -43,29 +43,27 @@ function reserve(arena: Arena, v: View, n: number): { at: number; step: number; 
   return { at, step: 16, fill: (h) => h.set(v.data.subarray(v.offset, v.offset + n), at / 4) };
 }
 
-export function unaryWasm(op: UnaryOp, x: View): Float32Array | null {
-  const code = unaryCodes[op], n = numelOf(x.shape);
-  if (code === undefined || !wasmWorthIt(x.data, n) || !isContiguous(x)) return null;
-  const arena = new Arena(`unary ${op} [${x.shape.join(', ')}]`);
+/** Copy contiguous x into the arena, run one in-place kernel over it, copy the result out (null: not applicable). */
+function inPlace(label: string, x: View, kernel: (at: number, n4: number) => void): Float32Array | null {
+  const n = numelOf(x.shape);
+  if (!wasmWorthIt(x.data, n) || !isContiguous(x)) return null;
+  const arena = new Arena(`${label} [${x.shape.join(', ')}]`);
   const xr = reserve(arena, x, n)!;
   arena.commit();
   xr.fill(heap());
   // in place: one array less to pass through the caches
-  wasm().k.unaryF32(code, xr.at, xr.at, ceil4(n));
+  kernel(xr.at, ceil4(n));
   return takeOut(xr.at, n);
 }
 
-/** clamp(x, lo, hi); a float64 bound rounds to float32 first, which gives the JavaScript loop's values exactly. */
-export function clampWasm(x: View, lo: number, hi: number): Float32Array | null {
-  const n = numelOf(x.shape);
-  if (!wasmWorthIt(x.data, n) || !isContiguous(x)) return null;
-  const arena = new Arena(`clamp [${x.shape.join(', ')}]`);
-  const xr = reserve(arena, x, n)!;
-  arena.commit();
-  xr.fill(heap());
-  wasm().k.clampF32(xr.at, xr.at, ceil4(n), lo, hi);
-  return takeOut(xr.at, n);
+export function unaryWasm(op: UnaryOp, x: View): Float32Array | null {
+  const code = unaryCodes[op];
+  return code === undefined ? null : inPlace(`unary ${op}`, x, (at, n4) => wasm().k.unaryF32(code, at, at, n4));
 }
+
+/** clamp(x, lo, hi); a float64 bound rounds to float32 first, which gives the JavaScript loop's values exactly. */
+export const clampWasm = (x: View, lo: number, hi: number): Float32Array | null =>
+  inPlace('clamp', x, (at, n4) => wasm().k.clampF32(at, at, n4, lo, hi));
 
 export function binaryWasm(op: BinaryOp, a: View, b: View): Float32Array | null {
   const code = binaryCodes[op], n = numelOf(a.shape);

@@ -21,9 +21,9 @@ const dims = (shape: readonly number[]) => {
   return { N, C, H, W, HW: H * W, M: N * H * W };
 };
 
-/** sum over planes of (sum over the plane of EXPR(v, i)) for channel c; EXPR sees v = x[b + i]. */
-const channelSum = (expr: string) => `
-  let s = 0.0;
+/** s (declared here unless declare is false) = sum over planes of (sum over the plane of EXPR) for channel c; EXPR sees b + i. */
+const channelSum = (expr: string, declare = true) => `${declare ? `
+  let s = 0.0;` : ''}
   for (let n = 0; n < this.constants.N; n++) {
     const b = (n * this.constants.C + c) * this.constants.HW;
     let t = 0.0;
@@ -58,12 +58,16 @@ const forwardSource = (flat: boolean) => `function(x, mean, scale, shift) {${row
   return (x[k] - mean[c]) * scale[c] + shift[c];
 }`;
 
-// which = 0: sum gy; which = 1: sum gy * xhat (f picks the factor without a branch in the loop).
+// row 0: sum gy; row 1: sum gy * xhat. Row 0 must not read x at all: 0 * (x - mu) is NaN for a NaN x, and sum gy
+// (the bias gradient) is finite in the reference and PyTorch whatever x holds.
 const sumsSource = `function(gy, x, mean, invstd) {
   const c = this.thread.x;
-  const f = this.thread.y;
   const mu = mean[c];
-  const is = invstd[c];${channelSum('gy[b + i] * (1.0 - f + f * (x[b + i] - mu) * is)')}
+  const is = invstd[c];
+  let s = 0.0;
+  if (this.thread.y === 0) {${channelSum('gy[b + i]', false)}
+  } else {${channelSum('gy[b + i] * (x[b + i] - mu) * is', false)}
+  }
   return s;
 }`;
 
