@@ -10,5 +10,6 @@ import { pruneCommand } from './prune.js';
 import { runCommandModule } from './run.js';
 import { mergeCommand } from './merge.js';
 import { readmeCommand } from './readme.js';
+import { reproduceCommand } from './reproduce.js';
 
-export const commands: CommandModule[] = [infoCommand, convertCommand, trainCommand, evalCommand, modelsCommand, pruneCommand as CommandModule, runCommandModule, mergeCommand, readmeCommand];
+export const commands: CommandModule[] = [infoCommand, convertCommand, trainCommand, evalCommand, modelsCommand, pruneCommand as CommandModule, runCommandModule, mergeCommand, readmeCommand, reproduceCommand];
