@@ -85,6 +85,28 @@ test('with resume off (npm start), every selected cell runs again and replaces i
   assert.is(s.cells.length, 4, 'cells outside the selection stay in the tables');
 });
 
+test('--reuse: a cell whose exact spec finished in another folder is copied, not run; other specs run', async () => {
+  // an ablation grid whose `default` rows are A's lamp cells, plus a changed option that must run
+  const cfg = cfgOf({ methods: ['lamp'], sparsities: [0.9], ablations: [{ name: 'default' }, { name: 'calib-32', calib: 32 }] });
+  const out = join(dir, 'R');
+  const s = await runGrid(expandGrid(cfg), { out, meta: { name: 'tiny-ablations', smoke: false }, config: {}, commit: 'c0ffee', version: '0.0.0-test', progress: quiet(), reuse: [A] });
+  assert.equal(s.reused, ['lamp-s0.9-seed0-default']);
+  assert.equal(s.ran, ['lamp-s0.9-seed0-calib-32']);
+  const copied = join(out, 'cells', 'lamp-s0.9-seed0-default');
+  assert.is(readFileSync(join(copied, 'result.json'), 'utf8'), readFileSync(join(A, 'cells', 'lamp-s0.9-seed0', 'result.json'), 'utf8'));
+  assert.ok(existsSync(join(copied, 'model.safetensors')));
+  const meta = JSON.parse(readFileSync(join(copied, 'cell.json'), 'utf8'));
+  assert.is(meta.reusedFrom, join(A, 'cells', 'lamp-s0.9-seed0'));
+  assert.is(meta.ablation, 'default');
+  assert.is(meta.config, 'tiny-ablations');
+  assert.equal(s.cells.map((c) => c.status), ['done', 'done']);
+  const missing = await runGrid(expandGrid(cfg), { out, meta: { name: 'x', smoke: false }, config: {}, commit: null, version: '0', progress: quiet(), reuse: [join(dir, 'nowhere')] }).then(
+    () => null,
+    (e: Error) => e.message,
+  );
+  assert.match(missing ?? 'resolved', /reuse: .*nowhere is not a results folder/);
+});
+
 test('two shards merged equal the unsharded run', async () => {
   const cells = expandGrid(cfgOf());
   const B = [0, 1].map((i) => join(dir, `B${i}`));

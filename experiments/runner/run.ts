@@ -3,9 +3,11 @@
 // resume off every selected cell runs again and its old result is replaced when it starts). A cell
 // that throws leaves DIR/cells/<key>/error.json and the run goes on. The tables are rewritten after every cell (a long
 // run can be read while it goes), the plots at the end. The dense model's top-1 is measured once per evaluation set
-// and handed to the following cells.
+// and handed to the following cells. With `reuse` folders, a cell whose exact spec (model, data, every pruning option,
+// seed) already finished in one of them is copied instead of run again (e.g. the ablation grid's `default` rows are
+// the main grid's FCPTS and erk-kd cells); its cell.json names where it came from, its result.json is the original.
 
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCell, writeJsonAtomic, type CellResult, type CellSpec } from '../prune-cell.js';
 import type { Cell } from './grid.js';
@@ -23,11 +25,15 @@ export interface RunGridOptions {
   progress: Progress;
   /** Skip cells whose result.json exists (default true). */
   resume?: boolean;
+  /** Results folders whose finished cells with an identical spec are copied instead of run. */
+  reuse?: readonly string[];
 }
 
 export interface RunSummary {
   ran: string[];
   skipped: string[];
+  /** Cells copied from a `reuse` folder. */
+  reused: string[];
   failed: Array<{ key: string; error: string }>;
   /** Every cell found in DIR (this run's and earlier ones), as tabulated. */
   cells: CellRecord[];
@@ -60,17 +66,53 @@ function knownDenseTop1(cellsDir: string): Map<string, number> {
   return dense;
 }
 
+/** Finished cells of the `reuse` folders by canonical spec. */
+function finishedBySpec(dirs: readonly string[]): Map<string, string> {
+  const found = new Map<string, string>();
+  for (const d of dirs) {
+    const cellsDir = join(d, 'cells');
+    if (!existsSync(cellsDir)) throw new Error(`reuse: ${d} is not a results folder (no cells/ inside)`);
+    for (const key of readdirSync(cellsDir).sort()) {
+      const [cell, result] = ['cell.json', 'result.json'].map((f) => join(cellsDir, key, f));
+      if (!existsSync(cell) || !existsSync(result)) continue;
+      const spec = (JSON.parse(readFileSync(cell, 'utf8')) as { spec?: CellSpec }).spec;
+      if (spec && !found.has(canonical(spec))) found.set(canonical(spec), join(cellsDir, key));
+    }
+  }
+  return found;
+}
+
+/** Copy the finished cell `from` into `dir` as this grid's cell; result.json goes last, atomically. */
+function copyCell(from: string, dir: string, meta: CellMeta, spec: CellSpec): void {
+  mkdirSync(dir, { recursive: true });
+  for (const f of ['error.json', 'result.json', 'history.json', 'model.safetensors']) rmSync(join(dir, f), { force: true });
+  for (const f of ['history.json', 'model.safetensors']) if (existsSync(join(from, f))) copyFileSync(join(from, f), join(dir, f));
+  writeJsonAtomic(join(dir, 'cell.json'), { ...meta, spec, reusedFrom: from });
+  copyFileSync(join(from, 'result.json'), join(dir, 'result.json.tmp'));
+  renameSync(join(dir, 'result.json.tmp'), join(dir, 'result.json'));
+}
+
+const metaOf = (c: Cell, config: string): CellMeta => ({ key: c.key, index: c.index, method: c.method, sparsity: c.sparsity, seed: c.seed, ablation: c.ablation, config });
+
 export async function runGrid(cells: Cell[], o: RunGridOptions): Promise<RunSummary> {
   const cellsDir = join(o.out, 'cells');
   mkdirSync(cellsDir, { recursive: true });
   writeJsonAtomic(join(o.out, 'run.json'), { ...o.meta, config: o.config });
   const dense = knownDenseTop1(cellsDir);
-  const summary: RunSummary = { ran: [], skipped: [], failed: [], cells: [], tables: [], plots: [] };
+  const summary: RunSummary = { ran: [], skipped: [], reused: [], failed: [], cells: [], tables: [], plots: [] };
+  const reusable = finishedBySpec(o.reuse ?? []);
   const todo: Cell[] = [];
   for (const c of cells) {
     const resultFile = join(cellsDir, c.key, 'result.json');
     if (o.resume === false || !existsSync(resultFile)) {
-      todo.push(c);
+      const from = reusable.get(canonical(c.spec));
+      if (!from) {
+        todo.push(c);
+        continue;
+      }
+      copyCell(from, join(cellsDir, c.key), metaOf(c, o.meta.name), c.spec);
+      dense.set(denseKey(c.spec), (JSON.parse(readFileSync(resultFile, 'utf8')) as CellResult).denseTop1);
+      summary.reused.push(c.key);
       continue;
     }
     const r = JSON.parse(readFileSync(resultFile, 'utf8')) as CellResult;
@@ -81,12 +123,13 @@ export async function runGrid(cells: Cell[], o: RunGridOptions): Promise<RunSumm
     }
   }
   if (summary.skipped.length) o.progress.log(`${summary.skipped.length} of ${cells.length} cells already finished in ${cellsDir}: skipped`);
+  if (summary.reused.length) o.progress.log(`${summary.reused.length} cells finished with the same spec in ${(o.reuse ?? []).join(', ')}: copied, not run (${summary.reused.join(', ')})`);
   for (const [i, c] of todo.entries()) {
     const dir = join(cellsDir, c.key);
     mkdirSync(dir, { recursive: true });
     rmSync(join(dir, 'error.json'), { force: true });
     rmSync(join(dir, 'result.json'), { force: true });
-    const meta: CellMeta = { key: c.key, index: c.index, method: c.method, sparsity: c.sparsity, seed: c.seed, ablation: c.ablation, config: o.meta.name };
+    const meta = metaOf(c, o.meta.name);
     writeJsonAtomic(join(dir, 'cell.json'), { ...meta, spec: c.spec });
     const learns = c.spec.prune.method === 'fcpts' || c.spec.prune.method === 'erk-kd';
     o.progress.startCell(i + 1, todo.length, c.key, learns ? (c.spec.prune.iters ?? 1600) : null);

@@ -19,6 +19,7 @@ interface RunArgs {
   config: string;
   out?: string;
   resume: boolean;
+  reuse?: string[];
   only?: string;
   shard?: string;
   'dry-run': boolean;
@@ -80,9 +81,10 @@ async function handler(a: RunArgs): Promise<void> {
     version: packageVersion(),
     progress,
     resume: a.resume,
+    reuse: a.reuse,
   });
   console.log(readFileSync(join(out, 'results.md'), 'utf8'));
-  console.log(`ran ${s.ran.length}, skipped ${s.skipped.length} (already finished), failed ${s.failed.length}`);
+  console.log(`ran ${s.ran.length}, skipped ${s.skipped.length} (already finished), ${s.reused.length ? `copied ${s.reused.length} (same spec finished in --reuse), ` : ''}failed ${s.failed.length}`);
   console.log(`results: ${s.tables.join(', ')}`);
   if (s.plots.length) console.log(`plots: ${s.plots.join(', ')}`);
   if (s.failed.length) {
@@ -100,6 +102,7 @@ const command: CommandModule<object, RunArgs> = {
         .positional('config', { type: 'string', demandOption: true, describe: 'experiment config (.yaml, .yml or .json)' })
         .option('out', { type: 'string', describe: 'output folder (default runs/<config name>[-smoke])' })
         .option('resume', { type: 'boolean', default: true, describe: 'skip cells whose result.json exists; --no-resume runs every selected cell again' })
+        .option('reuse', { type: 'string', array: true, describe: 'results folder(s): a cell whose exact spec finished there is copied instead of run' })
         .option('only', { type: 'string', describe: 'run a subset: key=value,... with key method|sparsity|seed|ablation|key; a|b or a repeated key = either' })
         .option('shard', { type: 'string', describe: 'run shard i of n (0-based, cells by grid index mod n); default from SLURM_ARRAY_* or JOB_COMPLETION_INDEX' })
         .option('dry-run', { type: 'boolean', default: false, describe: 'print the selected cells and exit' })
