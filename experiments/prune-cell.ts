@@ -114,7 +114,7 @@ export async function runCell(spec: CellSpec, o: CellRunOptions): Promise<CellRe
     renameSync(`${file}.tmp-${process.pid}`, file);
     return file;
   };
-  const outcome = await prune({ model: loaded.model, makeModel: loaded.makeModel, calibSource, calibSourcePlain, onStep: o.onStep, onNumericError }, spec.prune);
+  const outcome = await prune({ model: loaded.model, makeModel: loaded.makeModel, calibSource, calibSourcePlain, onStep: o.onStep, log: o.log, onNumericError }, spec.prune);
   o.log?.(`pruned in ${outcome.seconds.toFixed(1)} s; evaluating`);
   const acc = await evaluate(loaded.model, test);
   const result: CellResult = {

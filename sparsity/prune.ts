@@ -41,6 +41,8 @@ export interface PruneData {
   /** The same split without augmentation (BN re-calibration, POT). */
   calibSourcePlain: Dataset;
   onStep?: (log: StepLog) => void;
+  /** Progress lines of the slow one-shot paths (POT: one per reconstructed layer). */
+  log?: (line: string) => void;
   /** See FcptsInput.onNumericError. */
   onNumericError?: (state: Record<string, Tensor>, iteration: number) => string | void;
 }
@@ -124,7 +126,10 @@ export async function prune(data: PruneData, cfg: PruneConfig): Promise<PruneOut
     const dense = copyModel(model, data.makeModel);
     const potN = Math.min(cfg.potImages ?? 256, calibN);
     const batches = await batchesOf(calibrationSubset(data.calibSourcePlain, potN, seed), batchSize);
-    layers = pot(model, dense, batches, { sparsity: cfg.sparsity, keepDense: cfg.keepDense, reconIters: cfg.potIters }).layers;
+    let done = 0;
+    const onLayer = (name: string, loss: number, iters: number) =>
+      data.log?.(`pot: layer ${++done} ${name}: reconstruction loss ${loss.toExponential(3)} after ${iters} steps (${((performance.now() - start) / 1000).toFixed(0)} s)`);
+    layers = pot(model, dense, batches, { sparsity: cfg.sparsity, keepDense: cfg.keepDense, reconIters: cfg.potIters, onLayer }).layers;
   } else {
     layers = oneShot(model, { method: cfg.method as AllocationMethod, sparsity: cfg.sparsity, keepDense: cfg.keepDense, erkPower: cfg.erkPower }).layers;
   }

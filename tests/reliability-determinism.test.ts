@@ -37,7 +37,14 @@ test('prune: every method twice on the cpu backend gives identical result.json (
   for (const { method, bnRecal } of variants) {
     const spec: CellSpec = { model: null, arch: 'resnet20', weights, dataset: 'mnist', dataDir: data, evalImages: 8, prune: { method, sparsity: 0.6, iters: 2, calib: 16, batchSize: 8, potIters: 2, potImages: 8, seed: 4, bnRecal } };
     const outs = [join(dir, `${method}${bnRecal ? '-bn' : ''}-a`), join(dir, `${method}${bnRecal ? '-bn' : ''}-b`)];
-    for (const out of outs) await runCell(spec, { out, commit: null, version: 'test' });
+    const logs: string[] = [];
+    for (const out of outs) await runCell(spec, { out, commit: null, version: 'test', log: (l) => logs.push(l) });
+    if (method === 'pot') {
+      // one progress line per reconstructed layer (a POT cell of the scaled grids runs for minutes)
+      const lines = logs.filter((l) => l.startsWith('pot: layer '));
+      assert.is(lines.length, 2 * 22, lines.join('\n'));
+      assert.match(lines[21], /^pot: layer 22 fc\.weight: reconstruction loss \d\.\d{3}e[-+]\d+ after \d+ steps \(\d+ s\)$/);
+    }
     const [a, b] = outs.map((o) => ({
       result: noTiming(readFileSync(join(o, 'result.json'), 'utf8')),
       history: readFileSync(join(o, 'history.json'), 'utf8'),
