@@ -2,7 +2,8 @@
 // baseline:
 //   1. fold each BatchNorm into the conv before it (the BN is left as a pure bias: weight 1, mean 0, var 1 - eps);
 //   2. allocate by global L2-normalised magnitude and prune;
-//   3. per output channel, rescale the kept weights so their mean and std match the dense channel's;
+//   3. per output channel, map the kept weights so the sparse channel's mean and std (pruned entries counted as
+//      zeros) match the dense channel's (correctChannelStats says why not the kept weights' own statistics);
 //   4. bias correction: add E[dense output] - E[sparse output] per channel, layer by layer over calibration data;
 //   5. layer-wise reconstruction: for each layer, minimise ||sparse(x) - dense(x)||^2 on the dense network's own
 //      inputs to that layer, with Adam (weights lr 1e-5, biases lr 1e-4) and early stop below 1e-5.
@@ -66,24 +67,30 @@ export function foldBatchNorms(model: Module): Map<Conv2d, BatchNorm2d> {
   return new Map(pairs);
 }
 
-/** Per output channel: kept weights rescaled to the dense channel's mean and std. */
+/**
+ * Per output channel, the sparse weights' statistics corrected to the dense channel's: with mean and std taken over
+ * the whole channel, pruned entries counted as zeros, the kept weights are mapped by w -> (w - m_s) / s_s * s_d + m_d
+ * and the pruned ones stay zero. Pruning the small weights lowers the channel's std (they count as zeros); this
+ * restores it. (Matching the kept weights' own mean and std to the dense channel's instead, a literal reading of
+ * the method, shrinks every layer's weights by the ratio of the two stds: measured on fmnist-resnet20 at 50%, it
+ * took top-1 from 92.6% to 23.4% before any other step.)
+ */
 export function correctChannelStats(w: Tensor, dense: Float32Array | Float64Array, mask: Mask): void {
   const out = w.shape[0];
   const per = w.size / out;
   const data = w.toArray();
+  const stats = (v: (j: number) => number, o: number) => {
+    let m = 0, q = 0;
+    for (let j = o * per; j < (o + 1) * per; j++) m += v(j);
+    m /= per;
+    for (let j = o * per; j < (o + 1) * per; j++) q += (v(j) - m) ** 2;
+    return { mean: m, std: Math.sqrt(q / per) };
+  };
   for (let o = 0; o < out; o++) {
-    let dm = 0, dv = 0, km = 0, kv = 0, k = 0;
-    for (let j = o * per; j < (o + 1) * per; j++) dm += dense[j];
-    dm /= per;
-    for (let j = o * per; j < (o + 1) * per; j++) dv += (dense[j] - dm) ** 2;
-    const dstd = Math.sqrt(dv / per);
-    for (let j = o * per; j < (o + 1) * per; j++) if (mask[j]) { km += data[j]; k++; }
-    if (k < 2) continue;
-    km /= k;
-    for (let j = o * per; j < (o + 1) * per; j++) if (mask[j]) kv += (data[j] - km) ** 2;
-    const kstd = Math.sqrt(kv / k);
-    if (!(kstd > 0)) continue;
-    for (let j = o * per; j < (o + 1) * per; j++) if (mask[j]) data[j] = ((data[j] - km) / kstd) * dstd + dm;
+    const d = stats((j) => dense[j], o);
+    const s = stats((j) => (mask[j] ? data[j] : 0), o);
+    if (!(s.std > 0)) continue;
+    for (let j = o * per; j < (o + 1) * per; j++) data[j] = mask[j] ? ((data[j] - s.mean) / s.std) * d.std + d.mean : 0;
   }
   noGrad(() => w.copy_(tensor(data, w.shape, { dtype: w.dtype })));
 }

@@ -74,19 +74,31 @@ test('folding BN into convs keeps the eval-mode function', () => {
   assert.ok(mse(a, b) < 1e-10, `mse ${mse(a, b)}`);
 });
 
-test('channel correction: kept weights get the dense channel mean and std', () => {
+test('channel correction: the sparse channel (pruned entries as zeros) is mapped to the dense mean and std; pruned stay zero', () => {
   const w = randn([3, 20], { generator: new Generator(4), dtype: 'float64' });
   const dense = w.toArray();
   const mask = maskFromCount(Array.from(dense, Math.abs), 30);
   correctChannelStats(w, dense, mask);
   const out = w.toArray();
+  const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+  const std = (v: number[]) => Math.sqrt(mean(v.map((x) => (x - mean(v)) ** 2)));
   for (let o = 0; o < 3; o++) {
-    const d = Array.from(dense.slice(o * 20, o * 20 + 20));
-    const k = Array.from(out.slice(o * 20, o * 20 + 20)).filter((_, j) => mask[o * 20 + j]);
-    const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
-    const std = (v: number[]) => Math.sqrt(mean(v.map((x) => (x - mean(v)) ** 2)));
-    assert.ok(Math.abs(mean(k) - mean(d)) < 1e-12 && Math.abs(std(k) - std(d)) < 1e-12);
+    const idx = Array.from({ length: 20 }, (_, j) => o * 20 + j);
+    const d = idx.map((j) => dense[j]);
+    const sparse = idx.map((j) => (mask[j] ? dense[j] : 0));
+    for (const j of idx) {
+      const want = mask[j] ? ((dense[j] - mean(sparse)) / std(sparse)) * std(d) + mean(d) : 0;
+      assert.ok(Math.abs(out[j] - want) < 1e-12, `w[${j}] = ${out[j]}, expected ${want}`);
+    }
+    // pruning removed small weights: here the correction spreads the kept ones out (it no longer shrinks them)
+    const kept = idx.filter((j) => mask[j]);
+    assert.ok(std(kept.map((j) => out[j])) >= std(kept.map((j) => dense[j])) - 1e-12);
   }
+  // nothing pruned: the correction is the identity
+  const w2 = randn([2, 9], { generator: new Generator(5), dtype: 'float64' });
+  const before = w2.toArray();
+  correctChannelStats(w2, before, new Uint8Array(18).fill(1));
+  w2.toArray().forEach((x, j) => assert.ok(Math.abs(x - before[j]) < 1e-12));
 });
 
 test('POT is exact and matches the dense outputs better than plain global-L2 pruning', () => {
