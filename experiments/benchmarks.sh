@@ -25,6 +25,10 @@ grid fmnist-resnet20 --only sparsity=0.9
 grid fmnist-resnet20 --only sparsity=0.8
 # does joint learning (STE) make FCPTS's allocation worth more than erk-kd's distillation? (issue 6's open question)
 grid fmnist-resnet20-ablations --only ablation=ste,sparsity=0.9 --reuse "$R/fmnist-resnet20"
+# then the columns issue 6 names (95% first: where the allocation should matter most), 60% last
+grid fmnist-resnet20 --only sparsity=0.95
+grid fmnist-resnet20 --only sparsity=0.7
+grid fmnist-resnet20 --only sparsity=0.5
 grid fmnist-resnet20
 # the `default` rows are the main grid's fcpts and erk-kd cells (identical spec): copied, not run again
 grid fmnist-resnet20-ablations --reuse "$R/fmnist-resnet20"

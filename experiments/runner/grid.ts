@@ -102,7 +102,7 @@ export function parseOnly(text: string): OnlyFilter {
   return f;
 }
 
-export function matchesOnly(c: Cell, f: OnlyFilter): boolean {
+export function matchesOnly(c: Pick<Cell, 'key' | 'method' | 'sparsity' | 'seed' | 'ablation'>, f: OnlyFilter): boolean {
   const num = (vals: string[] | undefined, x: number) => !vals || vals.some((v) => Number(v) === x);
   return (
     (!f.method || f.method.includes(c.method)) &&

@@ -5,12 +5,13 @@
 // run on the backend their result.json names unless another is asked for, into a scratch folder, never over the
 // committed files.
 
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { selectBackend } from '../../core/backend/select.js';
 import { runCell, type CellResult, type CellSpec } from '../prune-cell.js';
-import { matchesOnly, type Cell, type OnlyFilter } from './grid.js';
+import { matchesOnly, type OnlyFilter } from './grid.js';
+import { finishedCells } from './results.js';
 
 export interface Mismatch {
   /** What differs: a result field (`top1`), a layer (`layers[3].sparsity`) or a history entry (`history[12].loss`). */
@@ -64,33 +65,25 @@ export function compareCells(committedDir: string, rerunDir: string): Mismatch[]
   return out;
 }
 
-interface CellFile extends Omit<Cell, 'index'> {
-  spec: CellSpec;
-}
-
 /** Re-run the selected finished cells of `dir` (a folder with cells/) and compare each with its committed result. */
 export async function reproduce(dir: string, o: ReproduceOptions = {}): Promise<ReproducedCell[]> {
   const cellsDir = join(dir, 'cells');
   if (!existsSync(cellsDir)) throw new Error(`${dir}: not a results folder (no cells/ inside)`);
-  const selected = readdirSync(cellsDir)
-    .sort()
-    .filter((k) => existsSync(join(cellsDir, k, 'result.json')) && existsSync(join(cellsDir, k, 'cell.json')))
-    .map((k) => JSON.parse(readFileSync(join(cellsDir, k, 'cell.json'), 'utf8')) as CellFile)
-    .filter((c) => matchesOnly({ ...c, index: 0 }, o.only ?? {}));
+  const selected = finishedCells(cellsDir).filter((c) => matchesOnly(c.cell, o.only ?? {}));
   if (!selected.length) throw new Error(`${dir}: no finished cell matches the selection`);
   const scratch = mkdtempSync(join(tmpdir(), 'ptslab-reproduce-'));
   const done: ReproducedCell[] = [];
   try {
     for (const c of selected) {
-      const committed = join(cellsDir, c.key);
-      const recorded = (JSON.parse(readFileSync(join(committed, 'result.json'), 'utf8')) as CellResult).backend;
+      const committed = c.dir, recorded = c.result.backend;
       const b = selectBackend(o.backend ?? recorded);
       o.log?.(`${c.key}: re-running on backend ${b.name}${b.name === recorded ? '' : ` (committed on ${recorded}: expect float differences)`}`);
       const out = join(scratch, c.key);
       const t0 = performance.now();
       // no denseTop1 hint: the dense figure is measured again (or, on a bundled model's full held-out set, taken from
       // its record) and compared as well
-      await runCell({ ...c.spec, denseTop1: undefined }, { out, commit: null, version: 'reproduce' });
+      if (!c.cell.spec) throw new Error(`${join(committed, 'cell.json')}: no spec (the cell was not written by \`ptslab run\`)`);
+      await runCell({ ...c.cell.spec, denseTop1: undefined }, { out, commit: null, version: 'reproduce' });
       done.push({ key: c.key, backend: b.name, seconds: Math.round((performance.now() - t0) / 100) / 10, mismatches: compareCells(committed, out) });
     }
   } finally {

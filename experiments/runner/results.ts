@@ -6,7 +6,7 @@
 
 import { existsSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { CellResult } from '../prune-cell.js';
+import type { CellResult, CellSpec } from '../prune-cell.js';
 import type { StepLog } from '../../sparsity/index.js';
 
 /** DIR/cells/<key>/cell.json: written by the runner before a cell starts. */
@@ -35,6 +35,26 @@ export interface RunMeta {
 }
 
 const readJson = <T>(p: string): T | null => (existsSync(p) ? (JSON.parse(readFileSync(p, 'utf8')) as T) : null);
+
+/** A finished cell folder: the runner's cell.json (with the spec it ran) and runCell's result.json. */
+export interface FinishedCell {
+  key: string;
+  dir: string;
+  cell: CellMeta & { spec?: CellSpec };
+  result: CellResult;
+}
+
+/** The finished cells of one DIR/cells folder, sorted by key (a folder without both files is left out). */
+export function finishedCells(cellsDir: string): FinishedCell[] {
+  const out: FinishedCell[] = [];
+  for (const key of readdirSync(cellsDir).sort()) {
+    const dir = join(cellsDir, key);
+    const cell = readJson<CellMeta & { spec?: CellSpec }>(join(dir, 'cell.json'));
+    const result = cell && readJson<CellResult>(join(dir, 'result.json'));
+    if (cell && result) out.push({ key, dir, cell, result });
+  }
+  return out;
+}
 
 /** Every cell folder under each DIR/cells, sorted by grid index then key; a key seen twice keeps the finished one. */
 export function gatherCells(dirs: readonly string[]): CellRecord[] {

@@ -7,12 +7,12 @@
 // seed) already finished in one of them is copied instead of run again (e.g. the ablation grid's `default` rows are
 // the main grid's FCPTS and erk-kd cells); its cell.json names where it came from, its result.json is the original.
 
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCell, writeJsonAtomic, type CellResult, type CellSpec } from '../prune-cell.js';
 import type { Cell } from './grid.js';
 import type { Progress } from './progress.js';
-import { gatherCells, writeTables, type CellMeta, type CellRecord, type RunMeta } from './results.js';
+import { finishedCells, gatherCells, writeTables, type CellMeta, type CellRecord, type RunMeta } from './results.js';
 import { writePlots } from './plots.js';
 
 export interface RunGridOptions {
@@ -57,26 +57,17 @@ export async function tabulate(out: string, meta: RunMeta, cells: CellRecord[]):
 /** Dense top-1 of every finished cell already in the folder, by evaluation set. */
 function knownDenseTop1(cellsDir: string): Map<string, number> {
   const dense = new Map<string, number>();
-  for (const key of readdirSync(cellsDir)) {
-    const [cell, result] = ['cell.json', 'result.json'].map((f) => join(cellsDir, key, f));
-    if (!existsSync(cell) || !existsSync(result)) continue;
-    const spec = (JSON.parse(readFileSync(cell, 'utf8')) as { spec?: CellSpec }).spec;
-    if (spec) dense.set(denseKey(spec), (JSON.parse(readFileSync(result, 'utf8')) as CellResult).denseTop1);
-  }
+  for (const { cell, result } of finishedCells(cellsDir)) if (cell.spec) dense.set(denseKey(cell.spec), result.denseTop1);
   return dense;
 }
 
-/** Finished cells of the `reuse` folders by canonical spec. */
+/** Finished cells of the `reuse` folders by canonical spec (the first folder that has one wins). */
 function finishedBySpec(dirs: readonly string[]): Map<string, string> {
   const found = new Map<string, string>();
   for (const d of dirs) {
-    const cellsDir = join(d, 'cells');
-    if (!existsSync(cellsDir)) throw new Error(`reuse: ${d} is not a results folder (no cells/ inside)`);
-    for (const key of readdirSync(cellsDir).sort()) {
-      const [cell, result] = ['cell.json', 'result.json'].map((f) => join(cellsDir, key, f));
-      if (!existsSync(cell) || !existsSync(result)) continue;
-      const spec = (JSON.parse(readFileSync(cell, 'utf8')) as { spec?: CellSpec }).spec;
-      if (spec && !found.has(canonical(spec))) found.set(canonical(spec), join(cellsDir, key));
+    if (!existsSync(join(d, 'cells'))) throw new Error(`reuse: ${d} is not a results folder (no cells/ inside)`);
+    for (const { cell, dir } of finishedCells(join(d, 'cells'))) {
+      if (cell.spec && !found.has(canonical(cell.spec))) found.set(canonical(cell.spec), dir);
     }
   }
   return found;
