@@ -25,6 +25,8 @@ grid fmnist-resnet20 --only sparsity=0.9
 grid fmnist-resnet20 --only sparsity=0.8
 # does joint learning (STE) make FCPTS's allocation worth more than erk-kd's distillation? (issue 6's open question)
 grid fmnist-resnet20-ablations --only ablation=ste,sparsity=0.9 --reuse "$R/fmnist-resnet20"
+# is the allocation FCPTS learned at 90% worth anything apart from the training? (transplanted: one-shot and erk-kd)
+grid fmnist-resnet20-allocation
 # then the columns issue 6 names (95% first: where the allocation should matter most), 60% last
 grid fmnist-resnet20 --only sparsity=0.95
 grid fmnist-resnet20 --only sparsity=0.7

@@ -5,19 +5,23 @@
 //   global-l1   one threshold on |w| / ||W_l||_1;   global-l2: on |w| / ||W_l||_2
 //   erk         density_l proportional to (sum of dims / product of dims)^power, dense layers capped and re-solved
 //   lamp        score w_u^2 / sum_{v >= u} w_v^2 within each layer (|w| ascending), globally smallest pruned
+//   given       each layer at the sparsity `allocation` names for it (e.g. another run's learned allocation, from its
+//               result.json), counts rounded to hit round(S* N); the given sparsities must total S* to within rounding
 
 import { ArgumentError } from '../core/index.js';
 import { absWeights, targetCount, totalParams, type PrunableLayer } from './layers.js';
 import { lowerBound } from './masks.js';
 
-export type AllocationMethod = 'uniform' | 'global' | 'global-l1' | 'global-l2' | 'erk' | 'lamp';
-export const ALLOCATION_METHODS: readonly AllocationMethod[] = ['uniform', 'global', 'global-l1', 'global-l2', 'erk', 'lamp'];
+export const ALLOCATION_METHODS = ['uniform', 'global', 'global-l1', 'global-l2', 'erk', 'lamp', 'given'] as const;
+export type AllocationMethod = (typeof ALLOCATION_METHODS)[number];
 
 export interface AllocationOptions {
   method: AllocationMethod;
   sparsity: number;
   /** ERK exponent (1 in the FCPTS code, 0.5 in msbench). */
   erkPower?: number;
+  /** Method `given`: each prunable layer's sparsity by state_dict weight name. */
+  allocation?: Readonly<Record<string, number>>;
 }
 
 export interface Allocation {
@@ -105,6 +109,26 @@ export function lampScores(abs: Float64Array): Float64Array {
   return scores;
 }
 
+/** Real-valued counts of a given allocation, checked: every layer named, each in [0, 1], totalling K to rounding. */
+function givenCounts(layers: readonly PrunableLayer[], allocation: AllocationOptions['allocation'], sparsity: number, K: number): number[] {
+  if (!allocation) throw new ArgumentError("allocate: method 'given' needs an allocation (each layer's sparsity by weight name)");
+  const known = new Set(layers.map((l) => l.name));
+  const extra = Object.keys(allocation).filter((k) => !known.has(k));
+  if (extra.length) throw new ArgumentError(`allocate: the allocation names ${extra[0]}, which is not a prunable layer of this model (expected names like ${layers[0].name})`);
+  const real = layers.map((l) => {
+    const s = allocation[l.name];
+    if (s === undefined) throw new ArgumentError(`allocate: the allocation has no sparsity for ${l.name}`);
+    if (!(s >= 0 && s <= 1)) throw new ArgumentError(`allocate: the allocation's sparsity for ${l.name} must be in [0, 1], got ${s}`);
+    return s * l.weight.size;
+  });
+  const total = real.reduce((a, b) => a + b, 0);
+  if (Math.abs(total - K) > layers.length) {
+    const N = totalParams(layers);
+    throw new ArgumentError(`allocate: the allocation prunes ${Math.round(total)} of ${N} weights (${((100 * total) / N).toFixed(2)}%), but the target ${sparsity} needs ${K}`);
+  }
+  return real;
+}
+
 export function allocateLayers(layers: readonly PrunableLayer[], opts: AllocationOptions): Allocation {
   const { method, sparsity } = opts;
   if (!(sparsity >= 0 && sparsity <= 1)) throw new ArgumentError(`allocate: sparsity must be in [0, 1], got ${sparsity}`);
@@ -135,6 +159,9 @@ export function allocateLayers(layers: readonly PrunableLayer[], opts: Allocatio
     }
     case 'lamp':
       counts = countsFromScores(layers.map((l) => lampScores(absWeights(l))), K);
+      break;
+    case 'given':
+      counts = roundCounts(givenCounts(layers, opts.allocation, sparsity, K), sizes, K);
       break;
     default:
       throw new ArgumentError(`allocate: unknown method '${method as string}', expected one of ${ALLOCATION_METHODS.join(', ')}`);

@@ -5,16 +5,12 @@
 
 import { noGrad, type Tensor } from '../core/index.js';
 import { BatchNorm2d, type Module } from '../nn/index.js';
-import { allocateLayers, type AllocationMethod } from './allocate.js';
+import { allocateLayers, type AllocationOptions } from './allocate.js';
 import { applyMasks, type LayerReport } from './fcpts.js';
 import { masksFromCounts, prunedCount, type Mask } from './masks.js';
 import { prunableLayers, type PrunableOptions } from './prunable.js';
 
-export interface OneShotOptions extends PrunableOptions {
-  method: AllocationMethod;
-  sparsity: number;
-  erkPower?: number;
-}
+export interface OneShotOptions extends PrunableOptions, AllocationOptions {}
 
 export interface PruneReport {
   masks: Mask[];

@@ -40,6 +40,11 @@ export interface FcptsConfig {
   freezeMasks?: boolean;
   /** Sparsity of the ERK initialisation (default: the target); another value tests the control loss's pull. */
   initSparsity?: number;
+  /**
+   * Start from (fcpts) or keep (erk-kd) this allocation instead of ERK's: each prunable layer's sparsity by weight
+   * name, totalling the initial sparsity (e.g. another run's learned allocation).
+   */
+  allocation?: Readonly<Record<string, number>>;
 }
 
 export interface StepLog {
@@ -101,8 +106,9 @@ export async function fcpts(input: FcptsInput, cfg: FcptsConfig): Promise<FcptsR
   const objective = isObjective(cfg.objective) ? cfg.objective : objectiveFromConfig(cfg.objective);
   const lr = cfg.lr ?? (0.04 * cfg.batchSize) / 256;
 
-  // ERK initialisation: thresholds at the ERK sparsities, or fixed ERK masks for erk-kd.
-  const erk = allocateLayers(layers, { method: 'erk', sparsity: cfg.initSparsity ?? cfg.sparsity, erkPower: cfg.erkPower ?? 1 });
+  // ERK initialisation (or the given allocation): thresholds at its sparsities, or fixed masks for erk-kd.
+  const initSparsity = cfg.initSparsity ?? cfg.sparsity;
+  const erk = allocateLayers(layers, cfg.allocation ? { method: 'given', sparsity: initSparsity, allocation: cfg.allocation } : { method: 'erk', sparsity: initSparsity, erkPower: cfg.erkPower ?? 1 });
   const s = initialLogits(layers, erk.counts.map((c, i) => c / layers[i].weight.size), mode).map((v) =>
     tensor(v, [], { requiresGrad: !cfg.freezeMasks }),
   );

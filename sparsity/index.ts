@@ -7,7 +7,7 @@ import { prunableLayers, type PrunableOptions } from './prunable.js';
 
 /**
  * Each prunable layer's sparsity by state_dict name under a one-shot allocation (uniform, global, global-l1,
- * global-l2, erk, lamp), computed from the model's current weights. Counts are exact: the parameter-weighted mean
+ * global-l2, erk, lamp; or given, which rounds `allocation`'s sparsities), computed from the model's current weights. Counts are exact: the parameter-weighted mean
  * is round(S* N) / N.
  */
 export function allocate(model: Module, opts: AllocationOptions & PrunableOptions): Record<string, number> {

@@ -85,6 +85,9 @@ export async function prune(data: PruneData, cfg: PruneConfig): Promise<PruneOut
   if (!(PRUNE_METHODS as readonly string[]).includes(cfg.method)) {
     throw new ArgumentError(`prune: unknown method '${cfg.method}', expected one of ${PRUNE_METHODS.join(', ')}`);
   }
+  if (cfg.allocation && !['given', 'fcpts', 'erk-kd'].includes(cfg.method)) {
+    throw new ArgumentError(`prune: an allocation applies to methods given, fcpts and erk-kd, not to ${cfg.method}`);
+  }
   const seed = cfg.seed ?? 0;
   for (const [name, t] of Object.entries(data.model.stateDict())) {
     if (!t.toArray().every(Number.isFinite)) throw new NumericError(`prune: the dense model's ${name} holds NaN or Inf`);
@@ -131,7 +134,7 @@ export async function prune(data: PruneData, cfg: PruneConfig): Promise<PruneOut
       data.log?.(`pot: layer ${++done} ${name}: reconstruction loss ${loss.toExponential(3)} after ${iters} steps (${((performance.now() - start) / 1000).toFixed(0)} s)`);
     layers = pot(model, dense, batches, { sparsity: cfg.sparsity, keepDense: cfg.keepDense, reconIters: cfg.potIters, onLayer }).layers;
   } else {
-    layers = oneShot(model, { method: cfg.method as AllocationMethod, sparsity: cfg.sparsity, keepDense: cfg.keepDense, erkPower: cfg.erkPower }).layers;
+    layers = oneShot(model, { method: cfg.method as AllocationMethod, sparsity: cfg.sparsity, keepDense: cfg.keepDense, erkPower: cfg.erkPower, allocation: cfg.allocation }).layers;
   }
   if (cfg.bnRecal) {
     if (cfg.method === 'pot') throw new ArgumentError('prune: --bn-recal does not apply to pot (its BatchNorms are folded into biases)');

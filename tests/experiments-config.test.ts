@@ -91,6 +91,26 @@ test('YAML and JSON files load; syntax errors and missing files are ConfigErrors
   assert.throws(() => loadConfig(join(dir, 'none.yaml')), (e: unknown) => e instanceof ConfigError && e.message.includes('config file not found'));
 });
 
+test('allocation: a file path becomes its layer sparsities (a result.json or a plain object); a bad file is named', () => {
+  const result = join(dir, 'result.json');
+  writeFileSync(result, JSON.stringify({ method: 'fcpts', layers: [{ name: 'conv1.weight', params: 10, sparsity: 0.25 }, { name: 'fc.weight', params: 5, sparsity: 0.5 }] }));
+  const plain = join(dir, 'plain.json');
+  writeFileSync(plain, JSON.stringify({ 'conv1.weight': 0.3 }));
+  const c = validateConfig(
+    { ...base(), methods: ['given', 'erk-kd'], options: { allocation: { 'a.weight': 0.1 } }, methodOptions: { 'erk-kd': { allocation: result }, given: { allocation: plain } } },
+    'c.yaml',
+    { env: {} },
+  );
+  assert.equal(c.options.allocation, { 'a.weight': 0.1 });
+  assert.equal(c.methodOptions['erk-kd']!.allocation, { 'conv1.weight': 0.25, 'fc.weight': 0.5 });
+  assert.equal(c.methodOptions.given!.allocation, { 'conv1.weight': 0.3 });
+  assert.equal(problems({ ...base(), ablations: [{ name: 'a', allocation: join(dir, 'none.json') }] }), [`ablations[0].allocation: file not found: ${join(dir, 'none.json')}`]);
+  const bad = join(dir, 'bad.json');
+  writeFileSync(bad, JSON.stringify({ layers: [{ name: 'conv1.weight', sparsity: 2 }] }));
+  assert.equal(problems({ ...base(), options: { allocation: bad } }), [`options.allocation: ${bad}: the sparsity of conv1.weight must be a number in [0, 1], got 2`]);
+  assert.equal(problems({ ...base(), options: { allocation: { 'a.weight': 1.5 } } }).length, 1);
+});
+
 test('every shipped config validates (file checks off: weights and ImageNet are not here)', () => {
   const cfgDir = fileURLToPath(new URL('../../experiments/configs', import.meta.url));
   const files = readdirSync(cfgDir).filter((f) => f.endsWith('.yaml'));

@@ -121,6 +121,8 @@ const failures: Failure[] = [
   { args: withFlag(train, '--data-dir', join(dir, 'no-data')), names: join(dir, 'no-data'), verbose: true },
   { args: [...withFlag(train, '--out', ckptDir), '--resume'], names: join(ckptDir, 'checkpoint.safetensors') },
   { args: withFlag(prune, '--weights', corrupt), names: corrupt, verbose: true },
+  { args: [...withFlag(prune, '--method', 'given'), '--allocation', join(dir, 'no-allocation.json')], names: join(dir, 'no-allocation.json') },
+  { args: [...withFlag(prune, '--method', 'given'), '--allocation', corrupt], names: corrupt },
   { args: ['run', config, '--out', join(dir, 'run-out')], names: corrupt, lastLine: true },
 ];
 

@@ -47,7 +47,10 @@ const test = suite('baselines');
 test('one-shot methods prune exactly round(S* N) and zero the pruned weights', () => {
   for (const method of ALLOCATION_METHODS) {
     const m = tinyNet(2);
-    const r = oneShot(m, { method, sparsity: 0.7 });
+    // `given`: 72 + 851.3 + 40 = 963.3 of 1,376 weights, i.e. 0.7 to rounding
+    const allocation = method === 'given' ? { '0.weight': 0.5, '3.weight': 0.739, '8.weight': 0.5 } : undefined;
+    const r = oneShot(m, { method, sparsity: 0.7, allocation });
+    if (allocation) assert.equal([r.layers[0].sparsity, r.layers[2].sparsity], [0.5, 0.5], 'given keeps the named sparsities');
     const N = r.layers.reduce((a, l) => a + l.params, 0);
     const zeros = m.parameters().filter((p) => p.ndim >= 2).reduce((a, p) => a + Array.from(p.toArray()).filter((v) => v === 0).length, 0);
     assert.is(zeros, Math.round(0.7 * N), method);

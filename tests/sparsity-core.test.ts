@@ -112,7 +112,9 @@ const alloc = suite('allocations');
 alloc('every method prunes exactly round(S* N) weights and stays within layer sizes', () => {
   fc.assert(
     fc.property(layersArb, sparsityArb, fc.constantFrom(...ALLOCATION_METHODS), (layers, S, method) => {
-      const a = allocateLayers(layers, { method, sparsity: S });
+      // `given` takes another allocation's sparsities (ERK's here)
+      const allocation = method === 'given' ? allocateLayers(layers, { method: 'erk', sparsity: S }).sparsity : undefined;
+      const a = allocateLayers(layers, { method, sparsity: S, allocation });
       assert.is(a.counts.reduce((x, y) => x + y, 0), Math.round(S * N(layers)));
       a.counts.forEach((c, i) => assert.ok(c >= 0 && c <= layers[i].weight.size));
       const masks = masksFromCounts(layers, a.counts);
@@ -120,6 +122,29 @@ alloc('every method prunes exactly round(S* N) weights and stays within layer si
     }),
     { numRuns: 200 },
   );
+});
+
+alloc('given: the per-layer sparsities of another allocation give back exactly its counts', () => {
+  fc.assert(
+    fc.property(layersArb, sparsityArb, fc.constantFrom('uniform', 'global', 'global-l2', 'erk', 'lamp') as fc.Arbitrary<'uniform' | 'global' | 'global-l2' | 'erk' | 'lamp'>, (layers, S, source) => {
+      const src = allocateLayers(layers, { method: source, sparsity: S });
+      assert.equal(allocateLayers(layers, { method: 'given', sparsity: S, allocation: src.sparsity }).counts, src.counts);
+    }),
+    { numRuns: 100 },
+  );
+});
+
+alloc('given: a missing, unknown or out-of-range layer and a total off the target are errors naming them', () => {
+  const layers: PrunableLayer[] = [0, 1].map((i) => ({ name: `l${i}.weight`, weight: randn([100], { generator: new Generator(i) }) }));
+  const bad = (allocation: Record<string, number> | undefined, S: number, pattern: RegExp) =>
+    assert.throws(() => allocateLayers(layers, { method: 'given', sparsity: S, allocation }), (e: Error) => pattern.test(e.message), String(pattern));
+  bad(undefined, 0.5, /needs an allocation/);
+  bad({ 'l0.weight': 0.5 }, 0.5, /no sparsity for l1\.weight/);
+  bad({ 'l0.weight': 0.5, 'l1.weight': 0.5, 'fc.weight': 0.1 }, 0.5, /names fc\.weight, which is not a prunable layer/);
+  bad({ 'l0.weight': 1.5, 'l1.weight': 0 }, 0.75, /l0\.weight must be in \[0, 1\], got 1\.5/);
+  bad({ 'l0.weight': 0.9, 'l1.weight': 0.9 }, 0.5, /prunes 180 of 200 weights \(90\.00%\), but the target 0\.5 needs 100/);
+  // a per-layer split that totals the target is kept as given
+  assert.equal(allocateLayers(layers, { method: 'given', sparsity: 0.5, allocation: { 'l0.weight': 0.2, 'l1.weight': 0.8 } }).counts, [20, 80]);
 });
 
 alloc('uniform gives every layer S* up to rounding', () => {

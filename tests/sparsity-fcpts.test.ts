@@ -89,6 +89,18 @@ test('erk-kd keeps the ERK masks fixed through distillation', async () => {
   assert.ok(Math.abs(r.learnedSparsity - 0.6) < 0.01);
 });
 
+test('erk-kd and fcpts start from a given allocation instead of ERK (erk-kd keeps it exactly)', async () => {
+  const names = prunableLayers(setup().model).map((l) => l.name);
+  // layers of 72, 1,152 and 80 weights: 36 + 706 + 40 = 782 = round(0.6 x 1,304); ERK would prune the first conv far less
+  const allocation = { [names[0]]: 0.5, [names[1]]: 706 / 1152, [names[2]]: 0.5 };
+  const frozen = await fcpts(setup(10), { ...base, iters: 4, freezeMasks: true, allocation });
+  assert.equal(frozen.layers.map((l) => Math.round(l.sparsity * l.params)), [36, 706, 40]);
+  const learned = await fcpts(setup(10), { ...base, iters: 1, allocation });
+  assert.ok(Math.abs(learned.layers[0].sparsity - 0.5) < 0.05, `fcpts starts at the given allocation: ${learned.layers[0].sparsity}`);
+  const erk = await fcpts(setup(10), { ...base, iters: 1 });
+  assert.ok(erk.layers[0].sparsity < 0.4, `ERK prunes the first conv less: ${erk.layers[0].sparsity}`);
+});
+
 test('a NaN in the data stops the run naming the iteration, handing over the last good state', async () => {
   const s = setup(11);
   const batch = (step: number) => (step === 3 ? s.batch(0).mul(NaN) : s.batch(step));

@@ -8,9 +8,10 @@ import { basename, extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { PtslabError } from '../../core/errors.js';
-import { PRUNE_METHODS, type PruneMethod } from '../../sparsity/index.js';
+import { ALLOCATION_METHODS, PRUNE_METHODS, type PruneMethod } from '../../sparsity/index.js';
 import { ARCHS, DATASETS, DATASET_INFO } from '../../nn/train/index.js';
 import { BUNDLED_MODELS, bundledModelInfo } from '../models/index.js';
+import { readAllocation } from '../allocation-file.js';
 
 /** A config that cannot be used; `problems` holds one "key.path: message" line each. */
 export class ConfigError extends PtslabError {
@@ -23,7 +24,7 @@ export class ConfigError extends PtslabError {
 }
 
 /** Methods whose result can also be reported after BatchNorm re-calibration (the `+bnrecal` label). */
-export const ONE_SHOT_METHODS = ['uniform', 'global', 'global-l1', 'global-l2', 'erk', 'lamp'] as const;
+export const ONE_SHOT_METHODS = ALLOCATION_METHODS;
 export const BNRECAL_SUFFIX = '+bnrecal';
 /** Every method label a config may name: the prune methods, and `<method>+bnrecal` for all but pot. */
 export const METHOD_LABELS = [...PRUNE_METHODS, ...PRUNE_METHODS.filter((m) => m !== 'pot').map((m) => `${m}${BNRECAL_SUFFIX}`)] as const;
@@ -37,6 +38,19 @@ const objective = z.strictObject({
   lambda: z.number().min(0),
   featureWeight: z.number().min(0),
 }).partial();
+
+/** Per-layer sparsities by weight name, inline or as the path of a JSON file (a result.json: its learned allocation). */
+const allocation = z.union([
+  z.record(z.string(), z.number().min(0).max(1)),
+  z.string().transform((file, ctx) => {
+    try {
+      return readAllocation(file);
+    } catch (e) {
+      ctx.issues.push({ code: 'custom', message: (e as Error).message.replace(/^allocation: /, ''), input: file });
+      return z.NEVER;
+    }
+  }),
+]);
 
 /** Method options: PruneConfig without method, sparsity, seed and bnRecal (those come from the grid). */
 const optionsShape = {
@@ -55,6 +69,7 @@ const optionsShape = {
   keepDense: z.array(z.string()),
   erkPower: z.number().min(0),
   initSparsity: unit,
+  allocation,
   potIters: posInt,
   potImages: posInt,
 };
@@ -122,8 +137,12 @@ function issueLine(i: z.core.$ZodIssue): string[] {
       return i.keys.map((k) => `${pathOf([...i.path, k])}: unknown key`);
     case 'invalid_value':
       return [`${at}: expected one of ${i.values.map(String).join(', ')}`];
-    case 'invalid_union':
-      return i.errors.length ? i.errors.flatMap((branch) => branch.map((e) => issueLine({ ...e, path: [...i.path, ...e.path] } as z.core.$ZodIssue)).flat()).slice(0, 2) : [`${at}: ${i.message}`];
+    case 'invalid_union': {
+      // the branches whose type fit the value say what is wrong with it; if none fit, every branch's type is listed
+      const fit = i.errors.filter((b) => !b.every((e) => e.code === 'invalid_type' && e.path.length === 0));
+      const shown = fit.length ? fit : i.errors;
+      return shown.length ? shown.flatMap((branch) => branch.map((e) => issueLine({ ...e, path: [...i.path, ...e.path] } as z.core.$ZodIssue)).flat()).slice(0, 2) : [`${at}: ${i.message}`];
+    }
     default:
       return [`${at}: ${i.message.replace(/^Invalid input: /, '')}`];
   }

@@ -5,6 +5,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { selectBackend } from '../../core/backend/select.js';
 import { PRUNE_METHODS, type PruneConfig, type PruneMethod } from '../../sparsity/index.js';
 import { runCell } from '../../experiments/prune-cell.js';
+import { readAllocation } from '../../experiments/allocation-file.js';
 import { BUNDLED_MODELS } from '../../experiments/models/index.js';
 import { ARCHS, DATASETS } from '../../nn/train/index.js';
 import { backendChoices, checkNumbers, gitCommit, runCommand, usageFailures, UsageError, type ModelArgs } from './common.js';
@@ -29,6 +30,7 @@ interface PruneArgs extends ModelArgs {
   reconstruction: string;
   'keep-dense'?: string[];
   'erk-power': number;
+  allocation?: string;
   'pot-iters': number;
   'pot-images': number;
   'eval-images'?: number;
@@ -65,6 +67,7 @@ function builder(y: Argv): Argv<PruneArgs> {
       .option('reconstruction', { choices: ['kl', 'mse', 'mse-features'], default: 'kl' })
       .option('keep-dense', { type: 'array', string: true, describe: 'layers to keep dense (module or weight names)' })
       .option('erk-power', { type: 'number', default: 1 })
+      .option('allocation', { type: 'string', describe: "per-layer sparsities (a result.json or { name: sparsity }): method given's, or fcpts/erk-kd's start instead of ERK" })
       .option('pot-iters', { type: 'number', default: 2000, describe: 'POT: Adam iterations per layer' })
       .option('pot-images', { type: 'number', default: 256, describe: 'POT: calibration images for bias correction and reconstruction' })
       .option('eval-images', { type: 'number', describe: 'evaluate on a seeded subset of the held-out set' })
@@ -102,6 +105,7 @@ export function pruneConfigFromArgs(a: PruneArgs): PruneConfig {
     objective: { control: a.control as 'abs' | 'pow2', lambda: a.lambda, temperature: a.temperature, reconstruction: a.reconstruction as 'kl' },
     keepDense: a['keep-dense'],
     erkPower: a['erk-power'],
+    ...(a.allocation === undefined ? {} : { allocation: readAllocation(a.allocation) }),
     potIters: a['pot-iters'],
     potImages: a['pot-images'],
   };
