@@ -29,6 +29,11 @@ export interface FcptsConfig {
   /** Linear warm-up length; default one epoch of the calibration set. */
   warmupIters?: number;
   estimator?: EstimatorName;
+  /**
+   * How the thresholds learn: 'ste' (default; the paper's joint learning, the reconstruction loss reaches them through
+   * a straight-through mask) or 'detached' (the released code: only the control loss moves them). The ablation on
+   * fmnist-resnet20 decided the default: STE 93.47 / 93.08 vs detached 93.32 / 92.87 at 80% / 90% (erk-kd 93.39 / 92.88).
+   */
   gradMode?: GradMode;
   thresholdMode?: ThresholdMode;
   teacherMode?: 'eval' | 'train';
@@ -101,7 +106,7 @@ export async function fcpts(input: FcptsInput, cfg: FcptsConfig): Promise<FcptsR
   const layers = prunableLayers(model, { keepDense: cfg.keepDense });
   const N = layers.reduce((s, l) => s + l.weight.size, 0);
   const mode = cfg.thresholdMode ?? 'absolute';
-  const gradMode = cfg.gradMode ?? 'detached';
+  const gradMode = cfg.gradMode ?? 'ste';
   const est = estimator(cfg.estimator ?? 'histogram');
   const objective = isObjective(cfg.objective) ? cfg.objective : objectiveFromConfig(cfg.objective);
   const lr = cfg.lr ?? (0.04 * cfg.batchSize) / 256;

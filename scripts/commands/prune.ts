@@ -58,7 +58,7 @@ function builder(y: Argv): Argv<PruneArgs> {
       .option('seed', { type: 'number', default: 0 })
       .option('bn-recal', { type: 'boolean', default: false, describe: 're-calibrate BatchNorm statistics after pruning' })
       .option('estimator', { choices: ['histogram', 'kde'], default: 'histogram' })
-      .option('grad-mode', { choices: ['detached', 'ste'], default: 'detached' })
+      .option('grad-mode', { choices: ['ste', 'detached'], default: 'ste', describe: 'ste: thresholds learn from the whole loss (paper); detached: from the control loss only (released code)' })
       .option('threshold-mode', { choices: ['absolute', 'relative'], default: 'absolute' })
       .option('teacher-mode', { choices: ['eval', 'train'], default: 'eval' })
       .option('control', { choices: ['abs', 'pow2'], default: 'abs' })
