@@ -2,17 +2,11 @@
 // `given` and for fcpts / erk-kd's `allocation` option: either a result.json of `ptslab prune` / `ptslab run` (its
 // `layers` list: e.g. the allocation FCPTS learned, to transplant it) or a plain JSON object { name: sparsity }.
 
-import { existsSync, readFileSync } from 'node:fs';
 import { ArgumentError } from '../core/index.js';
+import { readJsonFile } from './json-file.js';
 
 export function readAllocation(file: string): Record<string, number> {
-  if (!existsSync(file)) throw new ArgumentError(`allocation: file not found: ${file}`);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new ArgumentError(`allocation: ${file} is not valid JSON (${(e as Error).message})`);
-  }
+  const raw = readJsonFile<unknown>(file, 'allocation');
   const obj = raw && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : null;
   const entries: Array<[string, unknown]> = Array.isArray(obj?.layers)
     ? (obj.layers as Array<{ name?: unknown; sparsity?: unknown }>).map((l) => [String(l?.name), l?.sparsity])

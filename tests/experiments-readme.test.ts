@@ -9,7 +9,8 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ReadmeError, renderGenerated, resultsBlock } from '../experiments/runner/readme.js';
+import { JsonFileError } from '../experiments/json-file.js';
+import { renderGenerated, resultsBlock } from '../experiments/runner/readme.js';
 import { throwsMatching } from './helpers/throws.js';
 
 const CLI = fileURLToPath(new URL('../scripts/cli.js', import.meta.url));
@@ -60,7 +61,7 @@ test('renderGenerated rewrites only the blocks and lists the stale ones', () => 
 });
 
 test('a results block naming a missing folder is an error naming the file', () => {
-  throwsMatching(() => renderGenerated('<!-- ptslab:results runs/nope -->\n<!-- /ptslab:results -->', root), ReadmeError, /ptslab:results runs\/nope: .*runs\/nope\/results\.json does not exist/);
+  throwsMatching(() => renderGenerated('<!-- ptslab:results runs/nope -->\n<!-- /ptslab:results -->', root), JsonFileError, /ptslab:results runs\/nope: file not found: .*runs\/nope\/results\.json/);
 });
 
 test('the models block lists the three bundled models with their goals', () => {

@@ -26,6 +26,14 @@ writeFileSync(join(ckptDir, 'checkpoint.safetensors'), 'torn');
 const config = join(dir, 'grid.yaml');
 writeFileSync(config, `model: { arch: resnet20, weights: ${corrupt}, dataset: mnist, dataDir: ${data} }\nmethods: [uniform]\nsparsities: [0.5]\noptions: { calib: 8, batchSize: 8 }\neval: { images: 8 }\n`);
 
+// run folders as a bad copy or merge conflict leaves them: a torn cell result, a torn run.json
+const tornCell = join(dir, 'torn-run', 'cells', 'uniform-s0.5-seed0');
+mkdirSync(tornCell, { recursive: true });
+writeFileSync(join(tornCell, 'result.json'), '{"method": "uniform", "top1": 9');
+const tornMeta = join(dir, 'torn-meta');
+mkdirSync(join(tornMeta, 'cells'), { recursive: true });
+writeFileSync(join(tornMeta, 'run.json'), '<<<<<<< HEAD');
+
 const BACKENDS = ['reference', 'cpu', 'auto'];
 const MODELS = BUNDLED_MODELS.map((m) => m.name);
 const train = ['train', '--arch', 'resnet20', '--dataset', 'mnist', '--data-dir', data, '--epochs', '1', '--batch', '8', '--out', join(dir, 'never')];
@@ -124,6 +132,8 @@ const failures: Failure[] = [
   { args: [...withFlag(prune, '--method', 'given'), '--allocation', join(dir, 'no-allocation.json')], names: join(dir, 'no-allocation.json') },
   { args: [...withFlag(prune, '--method', 'given'), '--allocation', corrupt], names: corrupt },
   { args: ['run', config, '--out', join(dir, 'run-out')], names: corrupt, lastLine: true },
+  { args: ['merge', join(dir, 'torn-run')], names: join(tornCell, 'result.json') },
+  { args: ['merge', tornMeta], names: join(tornMeta, 'run.json'), verbose: true },
 ];
 
 test(`failures: ${failures.length} missing/corrupt files exit 1 with one line naming the file, no stack; --verbose shows it`, async () => {

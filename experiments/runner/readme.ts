@@ -10,24 +10,13 @@
 //
 // Paths in a marker are relative to the repository root. Text outside the blocks is never touched.
 
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PtslabError } from '../../core/errors.js';
+import { readJsonFile, readJsonIfExists } from '../json-file.js';
 import { listBundledModels } from '../models/index.js';
 import { statTable, type CellRecord, type RunMeta } from './results.js';
 
-export class ReadmeError extends PtslabError {}
-
 const BLOCK = /<!-- ptslab:(results|models)([^>]*?)-->\n([\s\S]*?)<!-- \/ptslab:\1 -->/g;
 
-function readJsonFile<T>(path: string, what: string): T {
-  if (!existsSync(path)) throw new ReadmeError(`${what}: ${path} does not exist`);
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as T;
-  } catch (e) {
-    throw new ReadmeError(`${what}: ${path} is not valid JSON (${(e as Error).message})`);
-  }
-}
 
 /** The top-1 table of a committed run folder, with where it came from and how exact the sparsities are. */
 export function resultsBlock(root: string, dir: string): string {
@@ -77,7 +66,7 @@ export function modelsBlock(root: string): string {
       state = `trained (${m.record?.final?.count ?? '?'} images; goal ${m.top1 >= m.goalTop1 ? 'met' : 'not met'})`;
     } else {
       const trainRecord = join(root, 'experiments', 'models', m.name, 'train', 'record.json');
-      const r = existsSync(trainRecord) ? readJsonFile<TrainRecord>(trainRecord, `ptslab:models ${m.name}`) : null;
+      const r = readJsonIfExists<TrainRecord>(trainRecord, `ptslab:models ${m.name}`);
       if (r?.iterations !== undefined && r.totalIterations) {
         const last = r.epochs?.at(-1);
         // epoch granularity, so the block changes only when an epoch ends

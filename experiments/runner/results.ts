@@ -4,10 +4,11 @@
 // tables a person reads: rows = method, columns = target sparsity; top-1, achieved sparsity, seconds; mean +- std
 // over seeds). Nothing here depends on when or where a cell ran, so merged shards give the same files as one run.
 
-import { existsSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CellResult, CellSpec } from '../prune-cell.js';
 import type { StepLog } from '../../sparsity/index.js';
+import { readJsonIfExists } from '../json-file.js';
 
 /** DIR/cells/<key>/cell.json: written by the runner before a cell starts. */
 export interface CellMeta {
@@ -34,7 +35,7 @@ export interface RunMeta {
   plotSparsity?: number;
 }
 
-const readJson = <T>(p: string): T | null => (existsSync(p) ? (JSON.parse(readFileSync(p, 'utf8')) as T) : null);
+const readJson = <T>(p: string): T | undefined => readJsonIfExists<T>(p, 'run folder');
 
 /** A finished cell folder: the runner's cell.json (with the spec it ran) and runCell's result.json. */
 export interface FinishedCell {

@@ -7,8 +7,9 @@
 // seed) already finished in one of them is copied instead of run again (e.g. the ablation grid's `default` rows are
 // the main grid's FCPTS and erk-kd cells); its cell.json names where it came from, its result.json is the original.
 
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { readJsonFile } from '../json-file.js';
 import { runCell, writeJsonAtomic, type CellResult, type CellSpec } from '../prune-cell.js';
 import type { Cell } from './grid.js';
 import type { Progress } from './progress.js';
@@ -102,11 +103,11 @@ export async function runGrid(cells: Cell[], o: RunGridOptions): Promise<RunSumm
         continue;
       }
       copyCell(from, join(cellsDir, c.key), metaOf(c, o.meta.name), c.spec);
-      dense.set(denseKey(c.spec), (JSON.parse(readFileSync(resultFile, 'utf8')) as CellResult).denseTop1);
+      dense.set(denseKey(c.spec), readJsonFile<CellResult>(resultFile, c.key).denseTop1);
       summary.reused.push(c.key);
       continue;
     }
-    const r = JSON.parse(readFileSync(resultFile, 'utf8')) as CellResult;
+    const r = readJsonFile<CellResult>(resultFile, c.key);
     dense.set(denseKey(c.spec), r.denseTop1);
     summary.skipped.push(c.key);
     if (canonical(r.config) !== canonical(c.spec.prune)) {

@@ -6,6 +6,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
+import { readJsonIfExists } from '../../experiments/json-file.js';
 import { gatherCells, type RunMeta } from '../../experiments/runner/results.js';
 import { tabulate } from '../../experiments/runner/run.js';
 import { runCommand, usageFailures, UsageError } from './common.js';
@@ -18,7 +19,7 @@ interface MergeArgs {
 
 /** The run metadata of the first folder that has a run.json (smoke if any of them was a smoke run). */
 export function mergedMeta(dirs: readonly string[]): RunMeta {
-  const metas = dirs.map((d) => join(d, 'run.json')).filter((p) => existsSync(p)).map((p) => JSON.parse(readFileSync(p, 'utf8')) as RunMeta);
+  const metas = dirs.map((d) => readJsonIfExists<RunMeta>(join(d, 'run.json'), 'merge')).filter((m) => m !== undefined);
   const m = metas[0] ?? { name: 'merged', smoke: false };
   return { name: m.name, ...(m.description ? { description: m.description } : {}), smoke: metas.some((x) => x.smoke), ...(m.plotSparsity !== undefined ? { plotSparsity: m.plotSparsity } : {}) };
 }
