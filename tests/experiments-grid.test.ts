@@ -5,7 +5,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
-import { validateConfig } from '../experiments/runner/config.js';
+import { fileURLToPath } from 'node:url';
+import { loadConfig, validateConfig } from '../experiments/runner/config.js';
 import { expandGrid, inShard, matchesOnly, parseOnly, parseShard, shardFromEnv } from '../experiments/runner/grid.js';
 
 const cfg = (extra: Record<string, unknown> = {}) =>
@@ -93,6 +94,24 @@ test('every cell lands in exactly one shard, for any grid and shard count', () =
     }),
     { numRuns: 60 },
   );
+});
+
+test('the shipped grids that --reuse fmnist-resnet20 share its cell specs where they overlap (benchmarks.sh copies them)', () => {
+  const load = (name: string) => expandGrid(loadConfig(fileURLToPath(new URL(`../../experiments/configs/${name}.yaml`, import.meta.url)), { env: {}, checkFiles: false }));
+  const main = new Map(load('fmnist-resnet20').map((c) => [c.key, c.spec]));
+  const seeds = load('fmnist-resnet20-seeds');
+  const seed0 = seeds.filter((c) => c.seed === 0);
+  assert.equal(seed0.map((c) => c.key), ['fcpts-s0.8-seed0', 'fcpts-s0.9-seed0', 'erk-kd-s0.8-seed0', 'erk-kd-s0.9-seed0']);
+  for (const c of seed0) assert.equal(c.spec, main.get(c.key), c.key);
+  // other seeds differ from seed 0 in the seed only
+  for (const c of seeds.filter((x) => x.seed > 0)) {
+    const s0 = main.get(c.key.replace(/seed\d+$/, 'seed0'))!;
+    assert.equal(c.spec, { ...s0, prune: { ...s0.prune, seed: c.seed } }, c.key);
+  }
+  // the ablations' erk-kd rows are the benchmark's erk-kd cells
+  const ablations = load('fmnist-resnet20-ablations').filter((c) => c.method === 'erk-kd');
+  assert.ok(ablations.length >= 3);
+  for (const c of ablations) assert.equal(c.spec, main.get(`erk-kd-s${c.sparsity}-seed0`), c.key);
 });
 
 test.run();
