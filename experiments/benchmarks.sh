@@ -3,7 +3,7 @@
 # (experiments/models/train-all.sh), then runs its grids into experiments/results/<config>/ (cells already finished
 # are skipped, so kill it any time and run it again). The order: the bundled models first (every grid needs its
 # model), then the headline comparison (FCPTS and the baselines at 90% and 80% on fmnist-resnet20), the rest of that
-# grid, the ablations, then the grids of the other two models.
+# grid, the ablations and the other two models' grids (90% first), then the extra seeds.
 # This file may be replaced while a run of it goes on (write a new file and mv it over: bash keeps reading the old one);
 # never edit it in place then.
 #   npx tsc -p . && nohup bash experiments/benchmarks.sh > /dev/null 2>&1 &
@@ -36,10 +36,12 @@ grid fmnist-resnet20 --only sparsity=0.5
 # FCPTS's margin over erk-kd at 90% (0.20 points, seed 0) against the calibration draw: seed 1, then the rest
 grid fmnist-resnet20-seeds --only sparsity=0.9,seed=1 --reuse "$R/fmnist-resnet20"
 grid fmnist-resnet20
-# the `default` rows are the main grid's fcpts and erk-kd cells (identical spec): copied, not run again
-grid fmnist-resnet20-ablations --reuse "$R/fmnist-resnet20"
-grid fmnist-resnet20-seeds --reuse "$R/fmnist-resnet20"
+# every ablation at 90% first (the sparsity where the allocation matters most), then each other model's 90% column, then
+# the rest; the `ste` rows and the erk-kd rows have the main grid's fcpts / erk-kd spec: copied, not run again
+grid fmnist-resnet20-ablations --only sparsity=0.9 --reuse "$R/fmnist-resnet20"
 grid mnist-resnet20 --only sparsity=0.9
-grid mnist-resnet20
 grid fmnist-mobilenetv2 --only sparsity=0.9
+grid fmnist-resnet20-ablations --reuse "$R/fmnist-resnet20"
+grid mnist-resnet20
 grid fmnist-mobilenetv2
+grid fmnist-resnet20-seeds --reuse "$R/fmnist-resnet20"
