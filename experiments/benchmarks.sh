@@ -36,12 +36,15 @@ grid fmnist-resnet20 --only sparsity=0.5
 # FCPTS's margin over erk-kd at 90% (0.20 points, seed 0) against the calibration draw: seed 1, then the rest
 grid fmnist-resnet20-seeds --only sparsity=0.9,seed=1 --reuse "$R/fmnist-resnet20"
 grid fmnist-resnet20
-# every ablation at 90% first (the sparsity where the allocation matters most), then each other model's 90% column, then
-# the rest; the `ste` rows and the erk-kd rows have the main grid's fcpts / erk-kd spec: copied, not run again
+# every ablation at 90% first (the sparsity where the allocation matters most), then the other two models' grids (90%,
+# then 80%, then the rest: the method x sparsity tables come before more ablation sparsities), then the ablations at
+# 70% and 80%; the `ste` rows and the erk-kd rows have the main grid's fcpts / erk-kd spec: copied, not run again
 grid fmnist-resnet20-ablations --only sparsity=0.9 --reuse "$R/fmnist-resnet20"
 grid mnist-resnet20 --only sparsity=0.9
 grid fmnist-mobilenetv2 --only sparsity=0.9
-grid fmnist-resnet20-ablations --reuse "$R/fmnist-resnet20"
+grid mnist-resnet20 --only sparsity=0.8
+grid fmnist-mobilenetv2 --only sparsity=0.8
 grid mnist-resnet20
 grid fmnist-mobilenetv2
+grid fmnist-resnet20-ablations --reuse "$R/fmnist-resnet20"
 grid fmnist-resnet20-seeds --reuse "$R/fmnist-resnet20"
