@@ -31,16 +31,7 @@ gl_version_ok() {
 }
 gl_ok() { gl_version_ok && node -e "require('gl')" >/dev/null 2>&1; }
 
-apt_install() { # packages not yet installed, with a lock timeout: other jobs on a shared machine may run apt too
-  local missing=() p
-  for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
-  [ ${#missing[@]} -gt 0 ] || return 0
-  local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
-  log "apt-get install ${missing[*]}"
-  $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends \
-    "${missing[@]}" >/dev/null
-}
+apt_install() { log "apt: $*"; bash .ci/apt-install.sh "$@"; }
 
 if [ "${GPU_SETUP_FORCE:-0}" != 1 ] && command -v xvfb-run >/dev/null && gl_ok; then
   log "gl@$GL_VERSION already built and xvfb-run present: nothing to do"
