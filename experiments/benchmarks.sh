@@ -45,6 +45,11 @@ grid fmnist-mobilenetv2 --only sparsity=0.9
 grid mnist-resnet20 --only sparsity=0.8
 grid fmnist-mobilenetv2 --only sparsity=0.8
 grid mnist-resnet20
+# the rest of fmnist-mobilenetv2: its one-shot rows at 50-70% first (seconds per cell), then the three trained methods
+# (FCPTS, erk-kd, POT: ~20 min per cell) one column at a time, 70% first
+grid fmnist-mobilenetv2 --only 'method=uniform|uniform+bnrecal|global|global+bnrecal|global-l1|global-l1+bnrecal|global-l2|global-l2+bnrecal|erk|erk+bnrecal|lamp|lamp+bnrecal'
+grid fmnist-mobilenetv2 --only sparsity=0.7
+grid fmnist-mobilenetv2 --only sparsity=0.6
 grid fmnist-mobilenetv2
 grid fmnist-resnet20-ablations --reuse "$R/fmnist-resnet20"
 grid fmnist-resnet20-seeds --reuse "$R/fmnist-resnet20"
