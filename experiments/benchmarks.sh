@@ -51,5 +51,7 @@ grid fmnist-mobilenetv2 --only 'method=uniform|uniform+bnrecal|global|global+bnr
 grid fmnist-mobilenetv2 --only sparsity=0.7
 grid fmnist-mobilenetv2 --only sparsity=0.6
 grid fmnist-mobilenetv2
+# the ablations: the 80% column first (the other sparsity issue 6 judges FCPTS at; default and ste are there), then 70%
+grid fmnist-resnet20-ablations --only sparsity=0.8 --reuse "$R/fmnist-resnet20"
 grid fmnist-resnet20-ablations --reuse "$R/fmnist-resnet20"
 grid fmnist-resnet20-seeds --reuse "$R/fmnist-resnet20"
