@@ -5,9 +5,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, validateConfig } from '../experiments/runner/config.js';
-import { expandGrid, inShard, matchesOnly, parseOnly, parseShard, shardFromEnv } from '../experiments/runner/grid.js';
+import { expandGrid, inShard, matchesOnly, parseOnly, parseShard, shardFromEnv, unmatchedOnly } from '../experiments/runner/grid.js';
 
 const cfg = (extra: Record<string, unknown> = {}) =>
   validateConfig({ model: { arch: 'resnet20', weights: '/w', dataset: 'mnist' }, methods: ['fcpts', 'lamp', 'pot'], sparsities: [0.5, 0.9], seeds: [0, 1], ...extra }, 'g.yaml', { env: {}, checkFiles: false });
@@ -65,6 +66,9 @@ test('--only selects by method, sparsity, seed, ablation or key; a|b and repeate
   assert.equal(pick('method=lamp,method=fcpts,seed=0,sparsity=0.5'), ['fcpts-s0.5-seed0', 'lamp-s0.5-seed0']);
   assert.equal(pick('key=pot-s0.9-seed0'), ['pot-s0.9-seed0']);
   assert.equal(pick('method=nope'), []);
+  // every value must match some cell on its own: a misspelt alternative is reported, not silently dropped
+  assert.equal(unmatchedOnly(cells, parseOnly('method=lamp|lmap,sparsity=0.9|0.95,seed=1')), ['method=lmap', 'sparsity=0.95']);
+  assert.equal(unmatchedOnly(cells, parseOnly('method=lamp|pot,sparsity=0.50,key=pot-s0.9-seed0')), []);
   assert.throws(() => parseOnly('colour=red'), /key one of method, sparsity, seed, ablation, key/);
   assert.throws(() => parseOnly('method'), /expected key=value/);
 });
@@ -112,6 +116,18 @@ test('the shipped grids that --reuse fmnist-resnet20 share its cell specs where 
   const ablations = load('fmnist-resnet20-ablations').filter((c) => c.method === 'erk-kd');
   assert.ok(ablations.length >= 3);
   for (const c of ablations) assert.equal(c.spec, main.get(`erk-kd-s${c.sparsity}-seed0`), c.key);
+});
+
+test('every `grid <config> --only ...` line of experiments/benchmarks.sh names values that match cells of that config', () => {
+  const script = readFileSync(fileURLToPath(new URL('../../experiments/benchmarks.sh', import.meta.url)), 'utf8');
+  const lines = [...script.matchAll(/^grid (\S+) --only (\S+)/gm)];
+  assert.ok(lines.length >= 10, `${lines.length} --only lines`);
+  for (const [line, name, only] of lines) {
+    const cells = expandGrid(loadConfig(fileURLToPath(new URL(`../../experiments/configs/${name}.yaml`, import.meta.url)), { env: {}, checkFiles: false }));
+    const filter = parseOnly(only.replace(/^'|'$/g, '').replace(/\\\|/g, '|'));
+    assert.equal(unmatchedOnly(cells, filter), [], line);
+    assert.ok(cells.some((c) => matchesOnly(c, filter)), line);
+  }
 });
 
 test.run();

@@ -184,6 +184,9 @@ test('CLI: a bad config exits 2 with one line naming the key; a failed cell exit
   assert.is(list.status, 0, list.stderr);
   assert.match(list.stdout, /uniform-s0.5-seed0/);
   assert.not.match(list.stdout, /fcpts-s0.5-seed0/);
+  const typo = spawnSync(process.execPath, [CLI, 'run', join(dir, 'tiny.json'), '--dry-run', '--only', 'method=uniform|unifrom'], { encoding: 'utf8', env });
+  assert.is(typo.status, 2, typo.stderr);
+  assert.match(typo.stderr, /method=unifrom matches no cell of .*tiny\.json/);
   const fail = spawnSync(process.execPath, [CLI, 'run', join(dir, 'tiny.json'), '--out', join(dir, 'C')], { encoding: 'utf8', env });
   assert.is(fail.status, 1, fail.stderr);
   assert.match(fail.stderr, /1 cell\(s\) failed .*fcpts-s0.5-seed0/);

@@ -113,6 +113,16 @@ export function matchesOnly(c: Pick<Cell, 'key' | 'method' | 'sparsity' | 'seed'
   );
 }
 
+/**
+ * The `--only` values that match no cell of the grid, as `key=value` (each value is checked alone, so one misspelt
+ * alternative in `method=lamp|lmap` is caught even though `lamp` matches).
+ */
+export function unmatchedOnly(cells: readonly Pick<Cell, 'key' | 'method' | 'sparsity' | 'seed' | 'ablation'>[], f: OnlyFilter): string[] {
+  const out: string[] = [];
+  for (const k of ONLY_KEYS) for (const v of f[k] ?? []) if (!cells.some((c) => matchesOnly(c, { [k]: [v] }))) out.push(`${k}=${v}`);
+  return out;
+}
+
 export interface Shard {
   index: number;
   count: number;

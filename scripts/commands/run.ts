@@ -7,7 +7,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { selectBackend } from '../../core/backend/select.js';
 import { ConfigError, loadConfig, type ExperimentConfig } from '../../experiments/runner/config.js';
-import { expandGrid, inShard, matchesOnly, parseOnly, parseShard, shardFromEnv, type Cell, type OnlyFilter, type Shard } from '../../experiments/runner/grid.js';
+import { expandGrid, inShard, matchesOnly, parseOnly, parseShard, shardFromEnv, unmatchedOnly, type Cell, type OnlyFilter, type Shard } from '../../experiments/runner/grid.js';
 import { makeProgress } from '../../experiments/runner/progress.js';
 import { runGrid } from '../../experiments/runner/run.js';
 import { gitCommit, runCommand, usageFailures, UsageError } from './common.js';
@@ -42,6 +42,8 @@ export function planRun(a: Pick<RunArgs, 'config' | 'only' | 'shard' | 'smoke'> 
     throw new UsageError((e as Error).message);
   }
   const all = expandGrid(cfg, { smoke: a.smoke });
+  const unmatched = unmatchedOnly(all, only);
+  if (unmatched.length) throw new UsageError(`--only ${a.only}: ${unmatched.join(', ')} matches no cell of ${a.config} (keys: ${all.slice(0, 3).map((c) => c.key).join(', ')}...)`);
   const matching = all.filter((c) => matchesOnly(c, only));
   if (!matching.length) throw new UsageError(`--only ${a.only}: no cell matches (keys: ${all.slice(0, 3).map((c) => c.key).join(', ')}...)`);
   return { cfg, all, cells: matching.filter((c) => inShard(c, shard)), shard };
