@@ -100,8 +100,10 @@ test('every cell lands in exactly one shard, for any grid and shard count', () =
   );
 });
 
+/** The cells of a shipped config (experiments/configs/<name>.yaml), file checks off. */
+const load = (name: string) => expandGrid(loadConfig(fileURLToPath(new URL(`../../experiments/configs/${name}.yaml`, import.meta.url)), { env: {}, checkFiles: false }));
+
 test('the shipped grids that --reuse fmnist-resnet20 share its cell specs where they overlap (benchmarks.sh copies them)', () => {
-  const load = (name: string) => expandGrid(loadConfig(fileURLToPath(new URL(`../../experiments/configs/${name}.yaml`, import.meta.url)), { env: {}, checkFiles: false }));
   const main = new Map(load('fmnist-resnet20').map((c) => [c.key, c.spec]));
   const seeds = load('fmnist-resnet20-seeds');
   const seed0 = seeds.filter((c) => c.seed === 0);
@@ -123,7 +125,7 @@ test('every `grid <config> --only ...` line of experiments/benchmarks.sh names v
   const lines = [...script.matchAll(/^grid (\S+) --only (\S+)/gm)];
   assert.ok(lines.length >= 10, `${lines.length} --only lines`);
   for (const [line, name, only] of lines) {
-    const cells = expandGrid(loadConfig(fileURLToPath(new URL(`../../experiments/configs/${name}.yaml`, import.meta.url)), { env: {}, checkFiles: false }));
+    const cells = load(name);
     const filter = parseOnly(only.replace(/^'|'$/g, '').replace(/\\\|/g, '|'));
     assert.equal(unmatchedOnly(cells, filter), [], line);
     assert.ok(cells.some((c) => matchesOnly(c, filter)), line);

@@ -42,10 +42,11 @@ export function planRun(a: Pick<RunArgs, 'config' | 'only' | 'shard' | 'smoke'> 
     throw new UsageError((e as Error).message);
   }
   const all = expandGrid(cfg, { smoke: a.smoke });
+  const keys = `(keys: ${all.slice(0, 3).map((c) => c.key).join(', ')}...)`;
   const unmatched = unmatchedOnly(all, only);
-  if (unmatched.length) throw new UsageError(`--only ${a.only}: ${unmatched.join(', ')} matches no cell of ${a.config} (keys: ${all.slice(0, 3).map((c) => c.key).join(', ')}...)`);
+  if (unmatched.length) throw new UsageError(`--only ${a.only}: ${unmatched.join(', ')} matches no cell of ${a.config} ${keys}`);
   const matching = all.filter((c) => matchesOnly(c, only));
-  if (!matching.length) throw new UsageError(`--only ${a.only}: no cell matches (keys: ${all.slice(0, 3).map((c) => c.key).join(', ')}...)`);
+  if (!matching.length) throw new UsageError(`--only ${a.only}: no cell matches ${keys}`);
   return { cfg, all, cells: matching.filter((c) => inShard(c, shard)), shard };
 }
 
