@@ -54,14 +54,23 @@ test('a committed quickstart cell re-runs to its result exactly; a tampered copy
   }
 });
 
-test('reproduce: a folder without cells and a selection that matches nothing are clear errors', () => {
+test('reproduce: a folder without cells, a value that matches no finished cell and an empty selection are clear errors', () => {
   const run = (...args: string[]) => spawnSync(process.execPath, [CLI, 'reproduce', ...args], { encoding: 'utf8' });
   const none = run(tmpdir());
   assert.is(none.status, 1);
   assert.match(none.stderr, /not a results folder \(no cells\/ inside\)/);
   const nothing = run(QUICKSTART, '--only', 'sparsity=0.42');
   assert.is(nothing.status, 1);
-  assert.match(nothing.stderr, /no finished cell matches the selection/);
+  assert.match(nothing.stderr, /--only sparsity=0\.42 matches no finished cell/);
+  // one misspelt alternative is named even though the other matches (it used to be dropped silently)
+  const typo = run(QUICKSTART, '--only', 'method=lamp|lmap');
+  assert.is(typo.status, 1);
+  assert.match(typo.stderr, /--only method=lmap matches no finished cell/);
+  assert.not.match(typo.stderr, /method=lamp[,\s]/);
+  // values that each match, but no cell together: the selection is empty
+  const empty = run(QUICKSTART, '--only', 'method=lamp,key=global-s0.9-seed0');
+  assert.is(empty.status, 1);
+  assert.match(empty.stderr, /no finished cell matches the selection/);
   const badKey = run(QUICKSTART, '--only', 'colour=red');
   assert.is(badKey.status, 2);
   assert.match(badKey.stderr, /--only: expected key=value/);

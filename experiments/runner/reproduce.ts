@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { selectBackend } from '../../core/backend/select.js';
 import { runCell, type CellResult, type CellSpec } from '../prune-cell.js';
-import { matchesOnly, type OnlyFilter } from './grid.js';
+import { matchesOnly, unmatchedOnly, type OnlyFilter } from './grid.js';
 import { finishedCells } from './results.js';
 
 export interface Mismatch {
@@ -69,7 +69,11 @@ export function compareCells(committedDir: string, rerunDir: string): Mismatch[]
 export async function reproduce(dir: string, o: ReproduceOptions = {}): Promise<ReproducedCell[]> {
   const cellsDir = join(dir, 'cells');
   if (!existsSync(cellsDir)) throw new Error(`${dir}: not a results folder (no cells/ inside)`);
-  const selected = finishedCells(cellsDir).filter((c) => matchesOnly(c.cell, o.only ?? {}));
+  const finished = finishedCells(cellsDir);
+  // each --only value alone, so one misspelt alternative in `method=lamp|lmap` is named rather than dropped
+  const unmatched = unmatchedOnly(finished.map((c) => c.cell), o.only ?? {});
+  if (unmatched.length) throw new Error(`${dir}: --only ${unmatched.join(', ')} matches no finished cell (${finished.length} finished)`);
+  const selected = finished.filter((c) => matchesOnly(c.cell, o.only ?? {}));
   if (!selected.length) throw new Error(`${dir}: no finished cell matches the selection`);
   const scratch = mkdtempSync(join(tmpdir(), 'ptslab-reproduce-'));
   const done: ReproducedCell[] = [];
