@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { JsonFileError } from '../experiments/json-file.js';
-import { renderGenerated, resultsBlock } from '../experiments/runner/readme.js';
+import { renderGenerated, resultsBlock, wrapWords } from '../experiments/runner/readme.js';
 import { throwsMatching } from './helpers/throws.js';
 
 const CLI = fileURLToPath(new URL('../scripts/cli.js', import.meta.url));
@@ -38,13 +38,23 @@ writeFileSync(join(root, 'runs', 'a', 'results.json'), JSON.stringify({
 
 test('a results block is the top-1 table of results.json, with pending cells and the exactness line', () => {
   const block = resultsBlock(root, 'runs/a');
-  assert.match(block, /Top-1 \(%\) of `tiny-r20` \(resnet20, mnist\) on 500 held-out images; dense 99\.10%\./);
-  assert.match(block, /3 cells finished \(1 more started or failed\); backend cpu; commit abcdef0\./);
+  // the caption is wrapped at 118 columns like the prose around it; read it as one line
+  const caption = block.split('\n\n')[0];
+  assert.ok(caption.includes('\n'), 'a caption this long is wrapped');
+  for (const line of caption.split('\n')) assert.ok(line.length <= 118, line);
+  assert.match(caption.replaceAll('\n', ' '), /Top-1 \(%\) of `tiny-r20` \(resnet20, mnist\) on 500 held-out images; dense 99\.10%\./);
+  assert.match(caption.replaceAll('\n', ' '), /3 cells finished \(1 more started or failed\); backend cpu; commit abcdef0\./);
   // the 0.9 fcpts cell has 901 zeros for round(0.9 x 1000) = 900: one weight off
-  assert.match(block, /at most 1 from round\(target x 1,000\)/);
+  assert.match(caption.replaceAll('\n', ' '), /at most 1 from round\(target x 1,000\)/);
   assert.match(block, /\| method \| 50% \| 90% \|/);
   assert.match(block, /\| fcpts \| 98\.50 \| 91\.25 \|/);
   assert.match(block, /\| lamp \| 97\.00 \| pending \|/);
+});
+
+test('wrapWords breaks at spaces only and keeps a long word whole', () => {
+  assert.is(wrapWords('aa bb cc dd', 5), 'aa bb\ncc dd');
+  assert.is(wrapWords('aa bbbbbbb cc', 5), 'aa\nbbbbbbb\ncc');
+  assert.is(wrapWords('short', 80), 'short');
 });
 
 test('renderGenerated rewrites only the blocks and lists the stale ones', () => {

@@ -18,6 +18,17 @@ import { statTable, type CellRecord, type RunMeta } from './results.js';
 const BLOCK = /<!-- ptslab:(results|models)([^>]*?)-->\n([\s\S]*?)<!-- \/ptslab:\1 -->/g;
 
 
+/** Break `text` at spaces into lines of at most `width` characters (a longer word keeps a line of its own). */
+export function wrapWords(text: string, width: number): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const w of text.split(' ')) {
+    if (line && line.length + 1 + w.length > width) (lines.push(line), (line = w));
+    else line = line ? `${line} ${w}` : w;
+  }
+  return [...lines, line].join('\n');
+}
+
 /** The top-1 table of a committed run folder, with where it came from and how exact the sparsities are. */
 export function resultsBlock(root: string, dir: string): string {
   const file = join(root, dir, 'results.json');
@@ -36,12 +47,13 @@ export function resultsBlock(root: string, dir: string): string {
   // how far each cell's zero count is from round(S* x N): the exactness claim, measured from the saved weights
   const off = Math.max(...done.map((c) => Math.abs(c.result!.zeroParams - Math.round(c.result!.targetSparsity * c.result!.prunableParams))));
   lines.push(
-    `Top-1 (%) of \`${r0.model}\` (${r0.arch}, ${r0.dataset}) on ${evalImages} held-out images; dense ${dense}. ` +
+    // wrapped like the prose around it (markdown joins the lines into one paragraph)
+    wrapWords(`Top-1 (%) of \`${r0.model}\` (${r0.arch}, ${r0.dataset}) on ${evalImages} held-out images; dense ${dense}. ` +
       `${done.length} cells finished${run.cells.length > done.length ? ` (${run.cells.length - done.length} more started or failed)` : ''}` +
       `${run.smoke ? ' (smoke run: not a result)' : ''}; backend ${backends}; ` +
       `commit ${commits}. Zero weights counted from each saved model ${off === 0 ? 'equal' : `are at most ${off} from`} ` +
       `round(target x ${r0.prunableParams.toLocaleString('en-US')}). From \`${dir}/results.json\` (\`${dir}/results.md\` has ` +
-      `sparsity and seconds).`,
+      `sparsity and seconds).`, 118),
     '',
     statTable(run.cells, (r) => r.top1, 2),
   );
