@@ -148,9 +148,11 @@ const fake = (method: string, sparsity: number, seed: number, top1: number, abla
 test('results.md layout: rows = method (ablation in brackets), columns = sparsity, mean ± std over seeds', () => {
   const cells = [fake('fcpts', 0.5, 0, 90), fake('fcpts', 0.5, 1, 92), fake('fcpts', 0.9, 0, 80), fake('lamp', 0.5, 0, 85), fake('fcpts', 0.9, 0, 70, 'kde')];
   cells.push({ ...fake('lamp', 0.9, 0, 0), status: 'failed', result: undefined, error: 'boom' });
+  cells[3] = { ...cells[3], result: { ...cells[3].result!, commit: 'def4567890abcdef' } }; // a grid resumed at a later commit
   const md = resultsMarkdown({ name: 'demo', smoke: false }, cells, ['top1-vs-sparsity.svg']);
   const lines = md.split('\n');
   assert.is(lines[0], '# demo');
+  assert.ok(lines.includes('Backend cpu; version 0.1.0; commit abc, def4567.'), md);
   assert.ok(lines.includes('Dense top-1: 99.00% on 1000 images.'), md);
   assert.ok(lines.includes('6 cells: 5 done, 1 failed, 0 pending.'), md);
   const top = lines.indexOf('## Top-1 (%)');

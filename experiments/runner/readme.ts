@@ -13,7 +13,7 @@
 import { join } from 'node:path';
 import { readJsonFile, readJsonIfExists } from '../json-file.js';
 import { listBundledModels } from '../models/index.js';
-import { statTable, type CellRecord, type RunMeta } from './results.js';
+import { distinctOf, shortCommit, statTable, type CellRecord, type RunMeta } from './results.js';
 
 const BLOCK = /<!-- ptslab:(results|models)([^>]*?)-->\n([\s\S]*?)<!-- \/ptslab:\1 -->/g;
 
@@ -40,10 +40,10 @@ export function resultsBlock(root: string, dir: string): string {
     return lines.join('\n');
   }
   const r0 = done[0].result!;
-  const dense = [...new Set(done.map((c) => `${c.result!.denseTop1.toFixed(2)}%`))].join(', ');
-  const evalImages = [...new Set(done.map((c) => c.result!.evalImages))].join(', ');
-  const backends = [...new Set(done.map((c) => c.result!.backend))].join(', ');
-  const commits = [...new Set(done.map((c) => (c.result!.commit ?? 'unknown').slice(0, 7)))].join(', ');
+  const dense = distinctOf(done, (r) => `${r.denseTop1.toFixed(2)}%`);
+  const evalImages = distinctOf(done, (r) => r.evalImages);
+  const backends = distinctOf(done, (r) => r.backend);
+  const commits = distinctOf(done, shortCommit);
   // how far each cell's zero count is from round(S* x N): the exactness claim, measured from the saved weights
   const off = Math.max(...done.map((c) => Math.abs(c.result!.zeroParams - Math.round(c.result!.targetSparsity * c.result!.prunableParams))));
   lines.push(

@@ -118,18 +118,26 @@ export function statTable(cells: readonly Omit<CellRecord, 'dir'>[], get: (r: Ce
 const table = (cells: CellRecord[], title: string, get: (r: CellResult) => number, digits: number): string =>
   `## ${title}\n\n${statTable(cells, get, digits)}`;
 
+/** One field of the finished cells' results: its distinct values, in order of first appearance, comma-separated. */
+export function distinctOf(cells: readonly { result?: CellResult }[], field: (r: CellResult) => string | number): string {
+  return [...new Set(cells.flatMap((c) => (c.result ? [field(c.result)] : [])))].join(', ');
+}
+
+/** A result's git commit, short (7 characters) as git log prints it. */
+export const shortCommit = (r: CellResult): string => (r.commit ?? 'unknown').slice(0, 7);
+
 /** results.md: header, top-1 / achieved sparsity / seconds tables, failures, plots. */
 export function resultsMarkdown(meta: RunMeta, cells: CellRecord[], plots: string[] = []): string {
   const done = cells.filter((c) => c.result);
   const failed = cells.filter((c) => c.status === 'failed');
-  const first = done[0]?.result;
   const out: string[] = [`# ${meta.name}${meta.smoke ? ' (smoke run: reduced iterations and data, not a result)' : ''}`, ''];
   if (meta.description) out.push(meta.description.trim(), '');
-  const models = [...new Set(done.map((c) => `${c.result!.model} (${c.result!.arch} on ${c.result!.dataset})`))];
-  if (models.length) out.push(`Model: ${models.join(', ')}.`);
-  const dense = [...new Set(done.map((c) => `${c.result!.denseTop1.toFixed(2)}% on ${c.result!.evalImages} images`))];
-  if (dense.length) out.push(`Dense top-1: ${dense.join(', ')}.`);
-  if (first) out.push(`Backend ${[...new Set(done.map((c) => c.result!.backend))].join(', ')}; version ${first.version}; commit ${first.commit ?? 'unknown'}.`);
+  if (done.length) {
+    out.push(`Model: ${distinctOf(done, (r) => `${r.model} (${r.arch} on ${r.dataset})`)}.`);
+    out.push(`Dense top-1: ${distinctOf(done, (r) => `${r.denseTop1.toFixed(2)}% on ${r.evalImages} images`)}.`);
+    // every cell's own commit (a grid resumed over many commits lists them all, in the order the cells finished)
+    out.push(`Backend ${distinctOf(done, (r) => r.backend)}; version ${distinctOf(done, (r) => r.version)}; commit ${distinctOf(done, shortCommit)}.`);
+  }
   out.push(`${cells.length} cells: ${done.length} done, ${failed.length} failed, ${cells.length - done.length - failed.length} pending.`, '');
   out.push(table(cells, 'Top-1 (%)', (r) => r.top1, 2), '');
   out.push(table(cells, 'Achieved sparsity (%)', (r) => 100 * r.achievedSparsity, 2), '');
