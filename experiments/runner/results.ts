@@ -135,7 +135,7 @@ export function resultsMarkdown(meta: RunMeta, cells: CellRecord[], plots: strin
   if (done.length) {
     out.push(`Model: ${distinctOf(done, (r) => `${r.model} (${r.arch} on ${r.dataset})`)}.`);
     out.push(`Dense top-1: ${distinctOf(done, (r) => `${r.denseTop1.toFixed(2)}% on ${r.evalImages} images`)}.`);
-    // every cell's own commit (a grid resumed over many commits lists them all, in the order the cells finished)
+    // every cell's own commit: a grid resumed over many commits lists them all, in grid order
     out.push(`Backend ${distinctOf(done, (r) => r.backend)}; version ${distinctOf(done, (r) => r.version)}; commit ${distinctOf(done, shortCommit)}.`);
   }
   out.push(`${cells.length} cells: ${done.length} done, ${failed.length} failed, ${cells.length - done.length - failed.length} pending.`, '');
