@@ -1,8 +1,10 @@
-// Backend selection for programs (the CLI, experiments, bench): PTSLAB_BACKEND = reference | cpu | gpujs | auto, or
-// an explicit name. `auto` (the default here) times every available registered backend once on a tiny conv and
-// matmul workload, checks its results against the reference, and picks the fastest correct one; the choice is
-// cached in ~/.cache/ptslab (or the OS temp dir) under a key made of the machine, Node version and backend list, so
-// later runs pay nothing. Importing the library never changes the backend: only selectBackend() does.
+// Backend selection: PTSLAB_BACKEND = reference | cpu | gpujs | auto, or an explicit name. `auto` (the default)
+// times every available registered backend once on a tiny conv and matmul workload, checks its results against the
+// reference, and picks the fastest correct one; the choice is cached in ~/.cache/ptslab (or the OS temp dir) under a
+// key made of the machine, Node version and backend list, so later runs pay only for a file read. Loading this module
+// installs resolveBackend() as the registry's default resolver: nothing is probed at import, the first backend() call
+// (the first op) resolves PTSLAB_BACKEND, else auto, unless the program chose with setBackend first. Programs that
+// want the choice made up front (the CLI, experiments, bench) call selectBackend().
 
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -10,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ArgumentError } from '../errors.js';
 import './all.js';
-import { backend, listBackends, setBackend, withBackend } from './index.js';
+import { findBackend, listBackends, setBackend, setDefaultResolver } from './index.js';
 import { referenceBackend } from './reference.js';
 import type { Backend, Conv2dParams, View } from './types.js';
 
@@ -92,27 +94,31 @@ function probe(b: Backend): { ms: number; correct: boolean } {
   return { ms: times[1], correct };
 }
 
+/** Why the named registered backend cannot run here (a throwing check counts as the reason), or null. */
+function whyUnavailable(b: Backend): string | null {
+  try {
+    return b.unavailableReason?.() ?? null;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
 function candidates(): BackendCandidate[] {
   return listBackends().map((name) => {
-    const b = withBackend(name, () => backend());
-    let reason: string | null = null;
-    try {
-      reason = b.unavailableReason?.() ?? null;
-    } catch (e) {
-      reason = (e as Error).message;
-    }
+    const reason = whyUnavailable(findBackend(name)!);
     return reason ? { name, available: false, reason } : { name, available: true };
   });
 }
 
 let report: AutoReport | null = null;
 
-/** Which backend `auto` picks here (timing once per machine, then from the cache file). */
+/**
+ * Which backend `auto` picks here (timing once per machine, then from the cache file). A cache hit checks only the
+ * cached choice's availability, so it loads no other backend (gpu.js stays unloaded when cpu is the choice).
+ */
 export function autoBackendReport(): AutoReport {
   if (report) return report;
-  const cands = candidates();
-  const names = cands.map((c) => c.name).sort();
-  const key = machineKey(names);
+  const key = machineKey([...listBackends()].sort());
   const file = cacheFile();
   let cache: Record<string, { chosen: string; candidates: BackendCandidate[]; at: string }> = {};
   try {
@@ -121,14 +127,16 @@ export function autoBackendReport(): AutoReport {
     cache = {};
   }
   const hit = cache[key];
-  if (hit && cands.some((c) => c.name === hit.chosen && c.available)) {
+  const hitBackend = hit ? findBackend(hit.chosen) : undefined;
+  if (hit && hitBackend && whyUnavailable(hitBackend) === null) {
     report = { chosen: hit.chosen, candidates: hit.candidates, cached: true, cacheFile: file, key };
     return report;
   }
+  const cands = candidates();
   for (const c of cands) {
     if (!c.available) continue;
     try {
-      Object.assign(c, probe(withBackend(c.name, () => backend())));
+      Object.assign(c, probe(findBackend(c.name)!));
     } catch (e) {
       Object.assign(c, { correct: false, reason: `probe failed: ${(e as Error).message}` });
     }
@@ -145,19 +153,36 @@ export function autoBackendReport(): AutoReport {
   return report;
 }
 
+const expected = () => `${listBackends().join(', ')}, auto`;
+
+/**
+ * The backend a name stands for (name, else PTSLAB_BACKEND, else auto), without making it current. Throws
+ * ArgumentError for an unknown or unavailable backend, naming where the name came from and what was expected.
+ */
+export function resolveBackend(name?: string): Backend {
+  const fromEnv = name === undefined && process.env.PTSLAB_BACKEND !== undefined;
+  const raw = name ?? process.env.PTSLAB_BACKEND ?? 'auto';
+  const want = raw.trim() || 'auto';
+  const source = fromEnv ? `PTSLAB_BACKEND='${raw}'` : `backend '${want}'`;
+  const chosen = want === 'auto' ? autoBackendReport().chosen : want;
+  const b = findBackend(chosen);
+  if (!b) {
+    throw new ArgumentError(`${source} names no registered backend: expected one of ${expected()}`);
+  }
+  const why = whyUnavailable(b);
+  if (why) throw new ArgumentError(`${source}: backend '${chosen}' is not available here (${why}); expected one of ${expected()} that runs here`);
+  return b;
+}
+
 /**
  * Make the named backend current (name, else PTSLAB_BACKEND, else auto) and return it. Throws ArgumentError for an
  * unknown or unavailable backend, naming why.
  */
 export function selectBackend(name?: string): Backend {
-  const want = (name ?? process.env.PTSLAB_BACKEND ?? 'auto').trim() || 'auto';
-  const chosen = want === 'auto' ? autoBackendReport().chosen : want;
-  if (!listBackends().includes(chosen)) {
-    throw new ArgumentError(`selectBackend: unknown backend '${chosen}' (PTSLAB_BACKEND), available: ${listBackends().join(', ')}, auto`);
-  }
-  const b = withBackend(chosen, () => backend());
-  const why = b.unavailableReason?.() ?? null;
-  if (why) throw new ArgumentError(`selectBackend: backend '${chosen}' is not available here: ${why}`);
+  const b = resolveBackend(name);
   setBackend(b);
   return b;
 }
+
+// The default for programs that never call setBackend: resolved on the first op, not at import.
+setDefaultResolver(() => resolveBackend());

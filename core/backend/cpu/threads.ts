@@ -41,6 +41,8 @@ function startPool(): Pool | null {
     for (let i = 1; i <= n; i++) {
       const w = new Worker(new URL('./thread-worker.js', import.meta.url), {
         workerData: { module, memory, ctrl: ctrl.buffer, tid: i },
+        // `node --input-type=module -e ...` would pass --input-type to the worker, which then fails to start
+        execArgv: process.execArgv.filter((a) => !a.startsWith('--input-type')),
       });
       w.unref();
       workers.push(w);

@@ -4,9 +4,10 @@
 // whose flat indices would not be exact in float32, and tensors too small to be worth a kernel launch).
 //
 // gpu.js is loaded lazily (loader.ts): `gpujsBackend()` returns null when it cannot load or start in the requested
-// mode, and `gpujsUnavailableReason()` says why. PTSLAB_GPUJS_MODE forces a mode (gpu, webgl, headlessgl, webasm,
-// cpu); `gpujsMode()` is the mode gpu.js actually runs. `dispose()` frees every kernel and texture at once; the
-// backend starts a fresh GPU instance on its next call.
+// mode, and `gpujsUnavailableReason()` says why. The registry holds `gpujsEntry`, which loads gpu.js only when one of
+// its kernels runs or its unavailableReason() is asked (the auto probe), so listing backends costs nothing.
+// PTSLAB_GPUJS_MODE forces a mode (gpu, webgl, headlessgl, webasm, cpu); `gpujsMode()` is the mode gpu.js actually
+// runs. `dispose()` frees every kernel and texture at once; the backend starts a fresh GPU instance on its next call.
 
 import type { Storage } from '../../dtype.js';
 import { PtslabError } from '../../errors.js';
@@ -20,7 +21,7 @@ import { KernelCache, MAX_EXACT, flatF32, isDense } from './kernels.js';
 import { createGpu } from './loader.js';
 import { batchNormFits, gpuBatchNormBackward, gpuBatchNormForward, gpuBatchNormStats } from './norm.js';
 
-export { GPUJS_MODES, requestedMode, type GpujsModeRequest } from './loader.js';
+export { GPUJS_MODES, gpujsLoadAttempted, requestedMode, type GpujsModeRequest } from './loader.js';
 
 export interface GpujsOptions {
   /** Elementwise ops on fewer elements run on the reference backend (a kernel launch costs more). Default 4096. */
@@ -178,3 +179,43 @@ export function gpujsUnavailableReason(): string | null {
 export function gpujsMode(): string | null {
   return gpujsBackend()?.mode ?? null;
 }
+
+/** The shared backend, or a PtslabError naming why gpu.js cannot run here. */
+function sharedOrThrow(): GpujsBackend {
+  const b = gpujsBackend();
+  if (!b) throw new PtslabError(`gpujs backend is not available here: ${sharedReason}`);
+  return b;
+}
+
+type Kernels = Record<string, (...args: unknown[]) => unknown>;
+
+/**
+ * The registry's 'gpujs' entry: the shared backend behind a front that loads gpu.js on first use. Its kernels forward
+ * to gpujsBackend() (throwing PtslabError with the reason where gpu.js cannot run), unavailableReason() loads gpu.js
+ * to answer, `mode` loads it too; kernelCount, stats, fallbacks and dispose() read the shared backend only if it
+ * exists, so they never load gpu.js.
+ */
+export const gpujsEntry: GpujsBackend = Object.freeze({
+  ...(Object.fromEntries(
+    Object.entries(ref)
+      .filter(([k, v]) => typeof v === 'function' && k !== 'unavailableReason')
+      .map(([k]) => [k, (...args: unknown[]) => (sharedOrThrow() as unknown as Kernels)[k](...args)]),
+  ) as unknown as Omit<Backend, 'name' | 'unavailableReason'>),
+  name: 'gpujs',
+  unavailableReason: gpujsUnavailableReason,
+  get mode() {
+    return sharedOrThrow().mode;
+  },
+  get kernelCount() {
+    return shared?.kernelCount ?? 0;
+  },
+  get stats() {
+    return shared?.stats ?? { runs: 0, textureOutputs: 0 };
+  },
+  get fallbacks() {
+    return shared?.fallbacks ?? [];
+  },
+  dispose() {
+    shared?.dispose();
+  },
+});

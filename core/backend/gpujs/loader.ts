@@ -88,6 +88,14 @@ export function gpujsModule(): GpuModule | null {
   return loaded;
 }
 
+/**
+ * Whether gpu.js has been required (successfully or not) in this process. The registry's gpujs entry leaves it false
+ * until that backend is used or probed, so `import 'ptslab'` never pays for loading gpu.js.
+ */
+export function gpujsLoadAttempted(): boolean {
+  return loaded !== null || loadError !== null;
+}
+
 /** The mode requested through PTSLAB_GPUJS_MODE, or null for gpu.js's own choice (headlessgl, else webasm). */
 export function requestedMode(): GpujsModeRequest | null {
   const m = process.env.PTSLAB_GPUJS_MODE?.trim().toLowerCase();
