@@ -1,42 +1,38 @@
 // Gradient check of every op and every F function: central differences in float64 against backward(), on random
 // shapes, broadcasting patterns, strides, paddings and groups drawn by fast-check. The case tables are typed over the
-// op names (OpName, keyof typeof F), so adding an op without a case here fails to compile.
+// op names (OpName, keyof typeof F), so adding an op without a case here fails to compile. Checks go through the
+// public gradcheck at the suites' tolerances; shapes, broadcast pairs and plain leaves come from ptslab/testing.
 
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
-import { F, Generator, ops, tensor, type OpName, type Tensor } from '../core/index.js';
-import { caseCount, gradCheck, leaf, type GradCheckOptions } from './helpers/gradcheck.js';
+import { F, Generator, gradcheck, ops, tensor, type GradcheckOptions, type OpName, type Tensor } from '../core/index.js';
+import { arbBroadcastPair, arbShape, arbTensor } from '../testing.js';
+import { caseCount, leaf, suiteTolerance } from './helpers/gradcheck.js';
 
 interface Trial {
   inputs: Tensor[];
   fn: (...xs: Tensor[]) => Tensor;
-  opts?: GradCheckOptions;
+  opts?: GradcheckOptions;
 }
 
 /** A differentiable case: an arbitrary of trials. A non-differentiable op instead states why and checks its values. */
 type Case = { trials: fc.Arbitrary<Trial>; runs?: number } | { noGradient: string; check: () => void };
 
 const seed = fc.integer({ min: 0, max: 1e6 });
-const shapeArb = (minDims = 0, maxDims = 3, maxDim = 4) =>
-  fc.array(fc.integer({ min: 1, max: maxDim }), { minLength: minDims, maxLength: maxDims });
+const shapeArb = (minDims = 0, maxDims = 3, maxDim = 4) => arbShape({ minDims, maxDims, maxDim });
 
-/** Two shapes that broadcast together: b keeps or collapses each of a's dims and may drop leading ones. */
-const broadcastPair = shapeArb(0, 3).chain((a) =>
-  fc
-    .tuple(fc.array(fc.boolean(), { minLength: a.length, maxLength: a.length }), fc.integer({ min: 0, max: a.length }), fc.boolean())
-    .map(([keep, drop, swap]) => {
-      const b = a.map((d, i) => (keep[i] ? d : 1)).slice(drop);
-      return swap ? [b, a] : [a, b];
-    }),
-);
+/** Two shapes that broadcast together: one keeps or collapses each of the other's dims and may drop leading ones. */
+const broadcastPair = arbBroadcastPair({ maxDims: 3 });
 
 const unary = (fn: (x: Tensor) => Tensor, range?: [number, number]): Case => ({
-  trials: fc.tuple(shapeArb(), seed).map(([s, k]) => ({ inputs: [leaf(s, k, range)], fn })),
+  trials: arbTensor(shapeArb(), { range }).map((x) => ({ inputs: [x], fn })),
 });
 
 const binary = (fn: (a: Tensor, b: Tensor) => Tensor, ra?: [number, number], rb?: [number, number]): Case => ({
-  trials: fc.tuple(broadcastPair, seed).map(([[sa, sb], k]) => ({ inputs: [leaf(sa, k, ra), leaf(sb, k + 1, rb)], fn })),
+  trials: broadcastPair
+    .chain(([sa, sb]) => fc.tuple(arbTensor(sa, { range: ra }), arbTensor(sb, { range: rb })))
+    .map(([a, b]) => ({ inputs: [a, b], fn })),
 });
 
 /** A shape and a random subset of its axes (or undefined = all), with keepDim. */
@@ -354,8 +350,8 @@ function register(name: string, table: Record<string, Case>) {
       }
       const runs = c.runs ?? DEFAULT_RUNS;
       fc.assert(
-        fc.property(c.trials, (t) => gradCheck(t.fn, t.inputs, t.opts)),
-        { numRuns: runs, seed: 42 },
+        fc.property(c.trials, (t) => gradcheck(t.fn, t.inputs, { ...suiteTolerance, ...t.opts })),
+        { numRuns: runs, seed: 42, includeErrorInReport: true },
       );
       caseCount.value += runs;
     });
