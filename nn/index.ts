@@ -1,11 +1,13 @@
-// Public surface of nn/: Module and Parameter, layers, initialisers, the model zoo (as `models`), checkpoint I/O
-// (safetensors, torch.save files), optimizers, schedules and gradient clipping.
+// Public surface of nn/: Module and Parameter, layers, parametrizations (torch.nn.utils.parametrize), initialisers,
+// the model zoo (as `models`), checkpoint I/O (safetensors, torch.save files), optimizers, schedules and gradient
+// clipping.
 
 export { Module, Parameter, type ForwardHook, type ForwardPreHook, type HookHandle, type LoadStateDictOptions, type LoadStateDictResult } from './module.js';
 export {
   Conv2d, Linear, BatchNorm2d, ReLU, ReLU6, Dropout, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Flatten, Identity, Sequential,
-  type Conv2dOptions as Conv2dLayerOptions, type BatchNorm2dOptions, type WeightTransform, type Pool2dOptions as Pool2dLayerOptions,
+  type Conv2dOptions as Conv2dLayerOptions, type BatchNorm2dOptions, type Pool2dOptions as Pool2dLayerOptions,
 } from './layers.js';
+export { registerParametrization, parametrized, isParametrized, withParametrizations, type Parametrization, type ParametrizationHandle } from './parametrize.js';
 export * as init from './init.js';
 export * as models from './models/index.js';
 export { CheckpointError, StateDictError } from './errors.js';

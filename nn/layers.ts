@@ -1,11 +1,14 @@
 // The layers: Conv2d, Linear, BatchNorm2d, activations, Dropout, pooling, Flatten, Identity and Sequential. Required
 // sizes are positional and everything else is an options object with PyTorch's argument names in camelCase
 // (new Conv2d(3, 64, 7, { stride: 2, padding: 3, bias: false })). Parameters and buffers carry PyTorch's names and
-// shapes, and default initialisation follows PyTorch's reset_parameters.
+// shapes, and default initialisation follows PyTorch's reset_parameters. Conv2d, Linear and BatchNorm2d read their
+// weight and bias through parametrized() (nn/parametrize.ts), so a registered parametrization (a sparsity mask)
+// applies in forward while the Parameter keeps its raw values. Every forward is protected: run a layer with call().
 
 import { ArgumentError, F, full, zeros, type Generator } from '../core/index.js';
 import { defaultLayerInit_ } from './init.js';
 import { Module, Parameter } from './module.js';
+import { parametrized } from './parametrize.js';
 import { Tensor, noGrad } from './tensor-utils.js';
 
 type Pair = number | readonly [number, number];
@@ -20,16 +23,9 @@ export interface Conv2dOptions {
   generator?: Generator;
 }
 
-/**
- * A transform applied to a layer's weight at every forward (PyTorch's parametrize): the sparsity code sets it to
- * multiply by a mask, so the Parameter itself keeps its dense values while the forward sees the masked ones.
- */
-export type WeightTransform = (weight: Parameter) => Tensor;
-
 export class Conv2d extends Module {
+  /** The raw weight (what optimizers and stateDict see); forward uses parametrized(this, 'weight'). */
   readonly weight: Parameter;
-  /** Applied to the weight at every forward when set (see WeightTransform). */
-  weightTransform: WeightTransform | null = null;
   readonly bias: Parameter | null;
   readonly kernelSize: [number, number];
   readonly stride: [number, number];
@@ -53,9 +49,10 @@ export class Conv2d extends Module {
     defaultLayerInit_(this.weight, this.bias, o.generator);
   }
 
-  forward(x: Tensor): Tensor {
-    const w = this.weightTransform ? this.weightTransform(this.weight) : this.weight;
-    return F.conv2d(x, w, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups });
+  protected override forward(x: Tensor): Tensor {
+    const w = parametrized(this, 'weight');
+    const b = this.bias ? parametrized(this, 'bias') : null;
+    return F.conv2d(x, w, b, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups });
   }
 
   override extraRepr(): string {
@@ -65,9 +62,8 @@ export class Conv2d extends Module {
 }
 
 export class Linear extends Module {
+  /** The raw weight (what optimizers and stateDict see); forward uses parametrized(this, 'weight'). */
   readonly weight: Parameter;
-  /** Applied to the weight at every forward when set (see WeightTransform). */
-  weightTransform: WeightTransform | null = null;
   readonly bias: Parameter | null;
 
   constructor(readonly inFeatures: number, readonly outFeatures: number, o: { bias?: boolean; generator?: Generator } = {}) {
@@ -77,8 +73,8 @@ export class Linear extends Module {
     defaultLayerInit_(this.weight, this.bias, o.generator);
   }
 
-  forward(x: Tensor): Tensor {
-    return F.linear(x, this.weightTransform ? this.weightTransform(this.weight) : this.weight, this.bias);
+  protected override forward(x: Tensor): Tensor {
+    return F.linear(x, parametrized(this, 'weight'), this.bias ? parametrized(this, 'bias') : null);
   }
 
   override extraRepr(): string {
@@ -119,7 +115,7 @@ export class BatchNorm2d extends Module {
     this.numBatchesTracked = track ? this.registerBuffer('num_batches_tracked', zeros([])) : null;
   }
 
-  forward(x: Tensor): Tensor {
+  protected override forward(x: Tensor): Tensor {
     let factor = this.momentum ?? 0;
     if (this.training && this.numBatchesTracked) {
       const n = this.numBatchesTracked;
@@ -128,7 +124,9 @@ export class BatchNorm2d extends Module {
     }
     // Batch statistics in training, or always when no running statistics are tracked.
     const useBatch = this.training || this.runningMean === null;
-    return F.batchNorm2d(x, this.runningMean, this.runningVar, this.weight, this.bias, {
+    const w = this.weight ? parametrized(this, 'weight') : null;
+    const b = this.bias ? parametrized(this, 'bias') : null;
+    return F.batchNorm2d(x, this.runningMean, this.runningVar, w, b, {
       training: useBatch,
       momentum: factor,
       eps: this.eps,
@@ -141,13 +139,13 @@ export class BatchNorm2d extends Module {
 }
 
 export class ReLU extends Module {
-  forward(x: Tensor): Tensor {
+  protected override forward(x: Tensor): Tensor {
     return F.relu(x);
   }
 }
 
 export class ReLU6 extends Module {
-  forward(x: Tensor): Tensor {
+  protected override forward(x: Tensor): Tensor {
     return F.relu6(x);
   }
 }
@@ -158,7 +156,7 @@ export class Dropout extends Module {
     if (!(p >= 0 && p <= 1)) throw new ArgumentError(`Dropout: p must be in [0, 1], got ${p}`);
   }
 
-  forward(x: Tensor): Tensor {
+  protected override forward(x: Tensor): Tensor {
     return F.dropout(x, { p: this.p, training: this.training, generator: this.o.generator });
   }
 
@@ -179,7 +177,7 @@ export class MaxPool2d extends Module {
     super();
   }
 
-  forward(x: Tensor): Tensor {
+  protected override forward(x: Tensor): Tensor {
     return F.maxPool2d(x, { kernelSize: this.kernelSize, ...this.o });
   }
 
@@ -193,7 +191,7 @@ export class AvgPool2d extends Module {
     super();
   }
 
-  forward(x: Tensor): Tensor {
+  protected override forward(x: Tensor): Tensor {
     return F.avgPool2d(x, { kernelSize: this.kernelSize, ...this.o });
   }
 }
@@ -203,7 +201,7 @@ export class AdaptiveAvgPool2d extends Module {
     super();
   }
 
-  forward(x: Tensor): Tensor {
+  protected override forward(x: Tensor): Tensor {
     return F.adaptiveAvgPool2d(x, this.outputSize);
   }
 
@@ -217,13 +215,13 @@ export class Flatten extends Module {
     super();
   }
 
-  forward(x: Tensor): Tensor {
+  protected override forward(x: Tensor): Tensor {
     return x.flatten(this.startDim, this.endDim);
   }
 }
 
 export class Identity extends Module {
-  forward(x: Tensor): Tensor {
+  protected override forward(x: Tensor): Tensor {
     return x;
   }
 }
@@ -252,7 +250,7 @@ export class Sequential extends Module {
     return this.layers[Symbol.iterator]();
   }
 
-  forward(x: Tensor): Tensor {
+  protected override forward(x: Tensor): Tensor {
     for (const m of this.layers) x = m.call(x);
     return x;
   }

@@ -1,11 +1,14 @@
 // Module and Parameter, as torch.nn.Module: a module registers its parameters, buffers (BatchNorm running
 // statistics) and child modules explicitly, by name, in the order PyTorch registers them, so namedParameters() and
-// stateDict() give torchvision's keys in torchvision's order. forward(x) is the computation; call(x) runs forward
-// and then the forward hooks, and is what a parent uses to run a child (reconstruction losses hook block outputs).
+// stateDict() give torchvision's keys in torchvision's order. forward(x) is the computation, protected: call(x) is
+// the one public way to run a module (pre-hooks, forward, forward hooks), and what a parent uses to run a child
+// (reconstruction losses hook block outputs). Each module also keeps the parametrization stacks of its own
+// parameters (nn/parametrize.ts is the public interface); layers read their parameters through parametrized().
 
 import { Tensor, noGrad, fmtShapeOf } from './tensor-utils.js';
 import { StateDictError } from './errors.js';
 import { ArgumentError } from '../core/index.js';
+import type { Parametrization, ParametrizationHandle } from './parametrize.js';
 
 /** A trainable tensor: a contiguous leaf with requiresGrad (default true). It owns compact storage. */
 export class Parameter extends Tensor {
@@ -35,6 +38,16 @@ export interface LoadStateDictResult {
 }
 
 let nextHookId = 0;
+let nextParametrizationId = 0;
+
+/** At most this many keys (or shape mismatches) of each kind are named in a StateDictError's message. */
+const LISTED_KEYS = 5;
+
+/** The first LISTED_KEYS items joined by sep, then '... (N more)' when there are more. */
+function firstFew(items: readonly string[], sep: string): string {
+  const shown = items.slice(0, LISTED_KEYS).join(sep);
+  return items.length > LISTED_KEYS ? `${shown}${sep}... (${items.length - LISTED_KEYS} more)` : shown;
+}
 
 export abstract class Module {
   /** Training mode (BatchNorm uses batch statistics, Dropout drops); set through train() and eval(). */
@@ -44,8 +57,11 @@ export abstract class Module {
   private readonly childMap = new Map<string, Module>();
   private readonly hooks = new Map<number, ForwardHook>();
   private readonly preHooks = new Map<number, ForwardPreHook>();
+  /** Per own parameter name, its parametrizations by id, in registration order (absent when none). */
+  private readonly parametrizationMap = new Map<string, Map<number, Parametrization>>();
 
-  abstract forward(x: Tensor): Tensor;
+  /** The computation; run a module with call(x), which adds the hooks. */
+  protected abstract forward(x: Tensor): Tensor;
 
   /** forward with the hooks: pre-hooks, forward, forward hooks (in registration order). */
   call(x: Tensor): Tensor {
@@ -65,6 +81,67 @@ export abstract class Module {
     const id = nextHookId++;
     this.preHooks.set(id, hook);
     return { remove: () => void this.preHooks.delete(id) };
+  }
+
+  private ownParameter(caller: string, name: string): Parameter {
+    const p = this.paramMap.get(name);
+    if (!p) {
+      const own = [...this.paramMap.keys()];
+      throw new ArgumentError(
+        `${caller}: ${this.constructor.name} has no parameter '${name}' (expected one of its own parameters: ${own.length ? own.join(', ') : 'none'})`,
+      );
+    }
+    return p;
+  }
+
+  /**
+   * Stack fn on this module's own parameter `name`, after those already there (see nn/parametrize.ts). The handle
+   * removes exactly this entry and is idempotent.
+   */
+  registerParametrization(name: string, fn: Parametrization): ParametrizationHandle {
+    this.ownParameter('registerParametrization', name);
+    if (typeof fn !== 'function') throw new ArgumentError(`registerParametrization: ${this.constructor.name}.${name}: expected a function, got ${typeof fn}`);
+    let stack = this.parametrizationMap.get(name);
+    if (!stack) this.parametrizationMap.set(name, (stack = new Map()));
+    const id = nextParametrizationId++;
+    stack.set(id, fn);
+    return {
+      remove: () => {
+        const s = this.parametrizationMap.get(name);
+        if (s?.delete(id) && s.size === 0) this.parametrizationMap.delete(name);
+      },
+    };
+  }
+
+  /**
+   * Parameter `name` as forward sees it: the raw Parameter passed through its parametrizations in registration
+   * order (the Parameter itself when there are none). Each must return a tensor of the parameter's shape.
+   */
+  parametrized(name: string): Tensor {
+    const raw = this.ownParameter('parametrized', name);
+    const stack = this.parametrizationMap.get(name);
+    if (!stack) return raw;
+    let v: Tensor = raw;
+    let i = 0;
+    for (const fn of stack.values()) {
+      const out: unknown = fn(v);
+      if (!(out instanceof Tensor)) {
+        throw new ArgumentError(`parametrized: ${this.constructor.name}.${name}: parametrization ${i} returned ${typeof out}, expected a Tensor`);
+      }
+      if (out.shape.length !== raw.shape.length || out.shape.some((d, j) => d !== raw.shape[j])) {
+        throw new ArgumentError(
+          `parametrized: ${this.constructor.name}.${name}: parametrization ${i} returned shape ${fmtShapeOf(out)}, expected the parameter's ${fmtShapeOf(raw)}`,
+        );
+      }
+      v = out;
+      i++;
+    }
+    return v;
+  }
+
+  /** Whether own parameter `name` (any own parameter when omitted) has at least one parametrization. */
+  isParametrized(name?: string): boolean {
+    return name === undefined ? this.parametrizationMap.size > 0 : this.parametrizationMap.has(name);
   }
 
   private checkName(kind: string, name: string): void {
@@ -165,7 +242,8 @@ export abstract class Module {
   /**
    * Copy a record's tensors into the parameters and buffers in place (so optimizers keep their references),
    * converting the element type. Every missing key, unexpected key (strict only) and shape mismatch is reported
-   * in one StateDictError, and nothing is copied unless everything fits.
+   * in one StateDictError (its message gives the counts and the first 5 of each, its fields the full lists), and
+   * nothing is copied unless everything fits.
    */
   loadStateDict(record: Record<string, Tensor>, opts: LoadStateDictOptions = {}): LoadStateDictResult {
     const strict = opts.strict ?? true;
@@ -183,9 +261,9 @@ export abstract class Module {
       }
     }
     const problems: string[] = [];
-    if (strict && missingKeys.length) problems.push(`missing keys (${missingKeys.length}): ${missingKeys.join(', ')}`);
-    if (strict && unexpectedKeys.length) problems.push(`unexpected keys (${unexpectedKeys.length}): ${unexpectedKeys.join(', ')}`);
-    if (mismatches.length) problems.push(`shape mismatches (${mismatches.length}): ${mismatches.join('; ')}`);
+    if (strict && missingKeys.length) problems.push(`missing keys (${missingKeys.length}): ${firstFew(missingKeys, ', ')}`);
+    if (strict && unexpectedKeys.length) problems.push(`unexpected keys (${unexpectedKeys.length}): ${firstFew(unexpectedKeys, ', ')}`);
+    if (mismatches.length) problems.push(`shape mismatches (${mismatches.length}): ${firstFew(mismatches, '; ')}`);
     if (problems.length) {
       throw new StateDictError(
         `loadStateDict into ${this.constructor.name}: ${problems.join('. ')}`,

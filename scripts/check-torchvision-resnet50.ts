@@ -23,7 +23,7 @@ model.eval();
 console.log(`loaded ${meta.checkpoint} (${Object.keys(record).length} entries, ${model.numParameters().toLocaleString('en-US')} parameters) with strict = true in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
 t = performance.now();
-const logits = noGrad(() => model.forward(new Tensor(f32('input.f32'), meta.inputShape)));
+const logits = noGrad(() => model.call(new Tensor(f32('input.f32'), meta.inputShape)));
 const got = logits.toArray();
 const want = f32('logits.f32');
 let diff = 0;

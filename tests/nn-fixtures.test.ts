@@ -95,7 +95,7 @@ test('resnet20 from safetensors: eval logits, hook capture, train logits and run
   const handle = block.registerForwardHook((_m, _input, output) => {
     captured = output;
   });
-  const logits = noGrad(() => model.forward(x));
+  const logits = noGrad(() => model.call(x));
   handle.remove();
   expectClose('resnet20 eval logits', logits.toArray(), e.evalLogits);
   const cap = captured as Tensor | null;
@@ -106,11 +106,11 @@ test('resnet20 from safetensors: eval logits, hook capture, train logits and run
   assert.ok(Math.abs(sum - e['layer2.1Output']!.sum) < 1e-4 * Math.abs(e['layer2.1Output']!.sum), `hooked block output sum ${sum}`);
   // The handle removed the hook: a second forward must not call it.
   captured = null;
-  noGrad(() => model.forward(x));
+  noGrad(() => model.call(x));
   assert.is(captured, null, 'hook still fires after remove()');
 
   model.train();
-  const trainLogits = noGrad(() => model.forward(x));
+  const trainLogits = noGrad(() => model.call(x));
   expectClose('resnet20 train logits', trainLogits.toArray(), e.trainLogits!, 1e-4);
   const sd = model.stateDict();
   expectClose('resnet20 bn1 running_mean after a train step', sd['bn1.running_mean'].toArray(), e.bn1RunningMeanAfter!);
@@ -123,7 +123,7 @@ test('mobilenet_v2 width 0.25 from safetensors (via loadCheckpoint) matches torc
   const model = models.mobilenetV2({ numClasses: 10, widthMult: 0.25 });
   model.loadStateDict(loadCheckpoint(FIX + 'mobilenet-v2-w0.25.safetensors'), { strict: true });
   model.eval();
-  const logits = noGrad(() => model.forward(inputOf(e)));
+  const logits = noGrad(() => model.call(inputOf(e)));
   expectClose('mobilenet_v2 w0.25 eval logits', logits.toArray(), e.evalLogits);
 });
 
@@ -137,7 +137,7 @@ for (const [name, build] of [
     setFormulaWeights(model);
     model.eval();
     const x = new Tensor(formulaValue('input', e.inputShape), e.inputShape);
-    const logits = noGrad(() => model.forward(x));
+    const logits = noGrad(() => model.call(x));
     assert.equal([...logits.shape], [e.inputShape[0], 1000]);
     expectClose(`${name} eval logits`, logits.toArray(), e.evalLogits);
   });

@@ -44,13 +44,13 @@ test('output shapes; stemStride / stemPool give small-input variants with the sa
   const x = randn([1, 1, 28, 28]);
   const r = models.resnet18({ numClasses: 10, inChannels: 1, stemStride: 1, stemPool: false });
   // A small input keeps the slow reference backend quick; with stride 1 and no pool 12x12 reaches layer4 at 2x2.
-  const y = noGrad(() => r.eval().forward(randn([1, 1, 12, 12])));
+  const y = noGrad(() => r.eval().call(randn([1, 1, 12, 12])));
   assert.equal([...y.shape], [1, 10]);
   assert.equal(Object.keys(r.stateDict()), Object.keys(models.resnet18({ numClasses: 10, inChannels: 1 }).stateDict()));
   const m = models.mobilenetV2({ numClasses: 10, inChannels: 1, widthMult: 0.25, stemStride: 1 });
-  assert.equal([...noGrad(() => m.eval().forward(x)).shape], [1, 10]);
+  assert.equal([...noGrad(() => m.eval().call(x)).shape], [1, 10]);
   const c = models.resnet20({ numClasses: 7 });
-  assert.equal([...noGrad(() => c.eval().forward(randn([2, 3, 16, 16]))).shape], [2, 7]);
+  assert.equal([...noGrad(() => c.eval().call(randn([2, 3, 16, 16]))).shape], [2, 7]);
 });
 
 /** Mean and standard deviation of a tensor's values. */

@@ -44,7 +44,7 @@ test('train() / eval() reach every descendant; Dropout and BatchNorm follow the 
   net.eval();
   assert.ok(net.modules().every((m) => !m.training));
   const x = randn([2, 2, 3, 3]);
-  assert.equal(Array.from(net.forward(x).toArray()), Array.from(noGrad(() => F.batchNorm2d(x, zeros([2]), tensor([1, 1]), null, null, { training: false })).toArray()));
+  assert.equal(Array.from(net.call(x).toArray()), Array.from(noGrad(() => F.batchNorm2d(x, zeros([2]), tensor([1, 1]), null, null, { training: false })).toArray()));
   net.train();
   assert.ok(net.modules().every((m) => m.training));
 });
@@ -100,34 +100,34 @@ test('forward hooks see (module, input, output), can replace the output, and rem
   const seen: Array<[Module, Tensor, Tensor]> = [];
   const h1 = lin.registerForwardHook((m, i, o) => void seen.push([m, i, o]));
   const x = randn([3, 2]);
-  const y = net.forward(x);
+  const y = net.call(x);
   assert.is(seen.length, 1);
   assert.is(seen[0][0], lin);
   assert.is(seen[0][1], x);
   assert.equal(Array.from(y.toArray()), Array.from(seen[0][2].relu().toArray()));
   const h2 = net.at(1).registerForwardHook((_m, _i, o) => o.mul(0).add(5));
-  assert.ok(Array.from(net.forward(x).toArray()).every((v) => v === 5));
+  assert.ok(Array.from(net.call(x).toArray()).every((v) => v === 5));
   assert.is(seen.length, 2);
   h1.remove();
   h2.remove();
-  net.forward(x);
+  net.call(x);
   assert.is(seen.length, 2, 'removed hook not called');
-  assert.not.ok(Array.from(net.forward(x).toArray()).every((v) => v === 5));
+  assert.not.ok(Array.from(net.call(x).toArray()).every((v) => v === 5));
 });
 
 test('BatchNorm2d: running statistics follow PyTorch (momentum, unbiased variance, cumulative when momentum is null)', () => {
   const bn = new BatchNorm2d(1, { momentum: null });
   const x1 = tensor([1, 2, 3, 4], [4, 1, 1, 1]);
   const x2 = tensor([2, 2, 4, 4], [4, 1, 1, 1]);
-  bn.forward(x1);
-  bn.forward(x2);
+  bn.call(x1);
+  bn.call(x2);
   const sd = bn.stateDict();
   // cumulative average of batch means (2.5, 3) and unbiased variances (5/3, 4/3)
   assert.ok(Math.abs(sd.running_mean.item() - 2.75) < 1e-6);
   assert.ok(Math.abs(sd.running_var.item() - 1.5) < 1e-6);
   assert.is(sd.num_batches_tracked.item(), 2);
   const bn2 = new BatchNorm2d(1);
-  bn2.forward(x1);
+  bn2.call(x1);
   assert.ok(Math.abs(bn2.stateDict().running_mean.item() - 0.25) < 1e-6);
   assert.ok(Math.abs(bn2.stateDict().running_var.item() - (0.9 + 0.1 * (5 / 3))) < 1e-6);
 });
@@ -143,11 +143,11 @@ test('one SGD step on resnet20 lowers the training loss', () => {
   const x = randn([4, 3, 8, 8]);
   const y = [0, 1, 2, 3];
   const opt = new SGD(model.parameters(), { lr: 0.05, momentum: 0.9 });
-  const loss0 = F.crossEntropy(model.forward(x), y);
+  const loss0 = F.crossEntropy(model.call(x), y);
   loss0.backward();
   opt.step();
   opt.zeroGrad();
-  const loss1 = noGrad(() => F.crossEntropy(model.forward(x), y));
+  const loss1 = noGrad(() => F.crossEntropy(model.call(x), y));
   assert.ok(loss1.item() < loss0.item(), `loss ${loss0.item()} -> ${loss1.item()}`);
 });
 

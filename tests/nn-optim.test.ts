@@ -49,7 +49,7 @@ for (const [name, make] of Object.entries(configs)) {
     const losses: number[] = [];
     for (let s = 0; s < fx.steps; s++) {
       opt.zeroGrad();
-      const loss = F.crossEntropy(net.forward(x), fx.y);
+      const loss = F.crossEntropy(net.call(x), fx.y);
       loss.backward();
       opt.step();
       losses.push(loss.item());

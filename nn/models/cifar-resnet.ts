@@ -48,7 +48,7 @@ export class CifarResNet extends Module {
     return this.avgpool.call(x).flatten(1);
   }
 
-  forward(x: Tensor): Tensor {
+  protected override forward(x: Tensor): Tensor {
     return this.fc.call(this.features(x));
   }
 }

@@ -55,7 +55,7 @@ export class InvertedResidual extends Module {
     this.conv = this.registerModule('conv', new Sequential(...layers));
   }
 
-  forward(x: Tensor): Tensor {
+  protected override forward(x: Tensor): Tensor {
     const y = this.conv.call(x);
     return this.useResConnect ? x.add(y) : y;
   }
@@ -114,7 +114,7 @@ export class MobileNetV2 extends Module {
     return this.features.call(x).mean([2, 3]);
   }
 
-  forward(x: Tensor): Tensor {
+  protected override forward(x: Tensor): Tensor {
     return this.classifier.call(this.featuresPooled(x));
   }
 }

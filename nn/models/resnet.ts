@@ -53,7 +53,7 @@ export class BasicBlock extends Module implements Block {
     this.downsample = downsample ? this.registerModule('downsample', downsample) : null;
   }
 
-  forward(x: Tensor): Tensor {
+  protected override forward(x: Tensor): Tensor {
     let out = this.relu.call(this.bn1.call(this.conv1.call(x)));
     out = this.bn2.call(this.conv2.call(out));
     const identity = this.downsample ? this.downsample.call(x) : x;
@@ -87,7 +87,7 @@ export class Bottleneck extends Module implements Block {
     this.downsample = downsample ? this.registerModule('downsample', downsample) : null;
   }
 
-  forward(x: Tensor): Tensor {
+  protected override forward(x: Tensor): Tensor {
     let out = this.relu.call(this.bn1.call(this.conv1.call(x)));
     out = this.relu.call(this.bn2.call(this.conv2.call(out)));
     out = this.bn3.call(this.conv3.call(out));
@@ -154,10 +154,10 @@ export class ResNet extends Module {
   features(x: Tensor): Tensor {
     x = this.maxpool.call(this.relu.call(this.bn1.call(this.conv1.call(x))));
     x = this.layer4.call(this.layer3.call(this.layer2.call(this.layer1.call(x))));
-    return this.flatten.forward(this.avgpool.call(x));
+    return this.flatten.call(this.avgpool.call(x));
   }
 
-  forward(x: Tensor): Tensor {
+  protected override forward(x: Tensor): Tensor {
     return this.fc.call(this.features(x));
   }
 }

@@ -8,7 +8,7 @@
 import { ArgumentError } from '../../core/errors.js';
 import { models, type Module } from '../index.js';
 import {
-  CIFAR10_MEAN, CIFAR10_STD, MNIST_CLASSES, cifar10, cifar100, fashionMnist, imagenet, imagenetEval, imagenetTrain,
+  CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD, MNIST_CLASSES, cifar10, cifar100, fashionMnist, imagenet, imagenetEval, imagenetTrain,
   loadIdxFolder, mnist, smallImageTrain, type Dataset, type Transform,
 } from '../data/index.js';
 
@@ -38,6 +38,21 @@ export const DATASET_INFO: Record<DatasetName, DatasetInfo> = {
 const MNIST_NORM = { mean: [0.1307], std: [0.3081] };
 const FMNIST_NORM = { mean: [0.286], std: [0.353] };
 const CIFAR_NORM = { mean: [...CIFAR10_MEAN], std: [...CIFAR10_STD] };
+
+export interface Normalization {
+  readonly mean: readonly number[];
+  readonly std: readonly number[];
+}
+
+/** Each dataset's input normalisation (per channel, 0-1 scale), as its transforms apply it; null: none (idx). */
+export const NORMALIZATION: Readonly<Record<DatasetName, Normalization | null>> = {
+  'fashion-mnist': FMNIST_NORM,
+  mnist: MNIST_NORM,
+  idx: null,
+  cifar10: CIFAR_NORM,
+  cifar100: CIFAR_NORM,
+  imagenet: { mean: [...IMAGENET_MEAN], std: [...IMAGENET_STD] },
+};
 
 export function isArch(a: string): a is Arch {
   return (ARCHS as readonly string[]).includes(a);
