@@ -1,16 +1,14 @@
-// One pruning cell, end to end: load the dense model (a bundled one, or an architecture plus a checkpoint), load the
-// calibration and held-out data, prune with sparsity/prune.ts, evaluate, and write DIR/model.safetensors,
+// One pruning cell, end to end: load the dense model and its data with the experiment kit (experiments/kit.ts),
+// check the options against the method and the model before any work, prune with sparsity/prune.ts, evaluate, and write DIR/model.safetensors,
 // DIR/result.json and DIR/history.json (FCPTS curves). `ptslab prune` is a thin CLI over this; `ptslab run` calls it
 // once per grid cell. Files are written atomically (temporary file + rename).
 
 import { renameSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ArgumentError, backend, type Tensor } from '../core/index.js';
-import { loadCheckpoint, saveSafetensors, type Module } from '../nn/index.js';
-import { calibrationSubset, imagenet, imagenetEval, imagenetTrain } from '../nn/data/index.js';
-import { DATASET_INFO, buildModel, evaluate, isArch, isDataset, loadDataset, type Arch, type DatasetName } from '../nn/train/index.js';
-import { prune, type PruneConfig, type StepLog } from '../sparsity/index.js';
-import { bundledModelSpec, loadBundledModel } from './models/index.js';
+import { saveSafetensors, type Module } from '../nn/index.js';
+import { checkPruneConfig, prunableLayers, prune, registry, type Correction, type PluginRecord, type PruneConfig, type Registry, type StepLog } from '../sparsity/index.js';
+import { loadExperiment, type Experiment } from './kit.js';
 
 export interface CellSpec {
   /** A bundled model name, or null with arch + weights. */
@@ -48,6 +46,10 @@ export interface CellResult {
   config: PruneConfig;
   evalImages: number;
   layers: Array<{ name: string; params: number; sparsity: number }>;
+  /** FCPTS: global sparsity of the learned thresholds before the exact correction, and the log-offset applied. */
+  correction?: Correction;
+  /** Plugins the run had loaded: path and sha256 (reproduce refuses a cell whose plugin changed). */
+  plugins?: PluginRecord[];
 }
 
 export function writeJsonAtomic(path: string, value: unknown): void {
@@ -56,55 +58,52 @@ export function writeJsonAtomic(path: string, value: unknown): void {
   renameSync(tmp, path);
 }
 
-interface Loaded {
-  model: Module;
-  makeModel: () => Module;
-  name: string;
-  arch: string;
-  dataset: DatasetName;
-  denseTop1: number | null;
-}
-
-function loadModel(spec: CellSpec): Loaded {
-  if (spec.model) {
-    const { model, info } = loadBundledModel(spec.model);
-    const s = bundledModelSpec(spec.model);
-    const d = DATASET_INFO[s.dataset];
-    const makeModel = () => buildModel(s.arch, { numClasses: d.numClasses, inChannels: d.channels, inputSize: d.size, widthMult: s.widthMult });
-    const sameBackend = info.record?.backend === backend().name;
-    return { model, makeModel, name: spec.model, arch: s.arch, dataset: s.dataset, denseTop1: sameBackend ? info.top1 : null };
-  }
-  if (!spec.arch || !isArch(spec.arch)) throw new ArgumentError(`prune: --arch must be one of the known architectures, got '${spec.arch}'`);
-  if (!spec.dataset || !isDataset(spec.dataset)) throw new ArgumentError(`prune: --dataset must be a known dataset, got '${spec.dataset}'`);
-  if (!spec.weights) throw new ArgumentError('prune: --arch needs --weights (a .safetensors or .pth checkpoint)');
-  const d = DATASET_INFO[spec.dataset];
-  const arch = spec.arch as Arch;
-  const makeModel = () => buildModel(arch, { numClasses: d.numClasses, inChannels: d.channels, inputSize: d.size, widthMult: spec.widthMult });
-  const model = makeModel();
-  model.loadStateDict(loadCheckpoint(spec.weights), { strict: true });
-  return { model, makeModel, name: spec.weights, arch, dataset: spec.dataset, denseTop1: null };
-}
-
 export interface CellRunOptions {
   out: string | null;
   commit: string | null;
   version: string;
   onStep?: (log: StepLog) => void;
   log?: (line: string) => void;
+  /** Plugins loaded for this cell (recorded in result.json with their sha256). */
+  plugins?: PluginRecord[];
+}
+
+/** Load the cell's model and check its options against the method and the model, before any data is read. */
+export function prepareCell(spec: CellSpec, reg: Registry = registry): Experiment {
+  const checked = checkPruneConfig(spec.prune, { registry: reg });
+  if (!checked.spec) throw new ArgumentError(checked.problems.join('; '));
+  const exp = loadExperiment({ model: spec.model ?? undefined, arch: spec.arch, weights: spec.weights, dataset: spec.dataset, dataDir: spec.dataDir, widthMult: spec.widthMult, imageSize: spec.imageSize });
+  checkAgainstModel(exp.model, spec.prune);
+  return exp;
+}
+
+/** keepDense names, and an allocation's layers and total, against the model's prunable layers. */
+export function checkAgainstModel(model: Module, cfg: PruneConfig): void {
+  const layers = prunableLayers(model, { keepDense: cfg.keepDense });
+  if (cfg.allocation) {
+    const names = layers.map((l) => l.name);
+    const alloc = cfg.allocation as Record<string, number>;
+    const missing = names.filter((n) => !(n in alloc));
+    const extra = Object.keys(alloc).filter((n) => !names.includes(n));
+    if (missing.length || extra.length) {
+      const list = (xs: string[]) => `${xs.slice(0, 5).join(', ')}${xs.length > 5 ? `, ... (${xs.length - 5} more)` : ''}`;
+      throw new ArgumentError(`allocation: does not match the model's ${names.length} prunable layers${missing.length ? `; ${missing.length} missing (${list(missing)})` : ''}${extra.length ? `; ${extra.length} not prunable layers of the model (${list(extra)})` : ''}`);
+    }
+    const N = layers.reduce((a, l) => a + l.weight.size, 0);
+    const total = layers.reduce((a, l) => a + alloc[l.name] * l.weight.size, 0) / N;
+    const want = cfg.method === 'fcpts' && typeof cfg.initSparsity === 'number' ? cfg.initSparsity : cfg.sparsity;
+    if (Math.abs(total - want) > layers.length / N + 1e-9) {
+      throw new ArgumentError(`allocation: its layers total ${(100 * total).toFixed(3)}% sparsity, the target is ${(100 * want).toFixed(3)}%`);
+    }
+  }
 }
 
 export async function runCell(spec: CellSpec, o: CellRunOptions): Promise<CellResult> {
-  const loaded = loadModel(spec);
-  const dataDir = spec.dataDir;
-  const size = loaded.dataset === 'imagenet' ? spec.imageSize : undefined;
-  const calibSource = size ? imagenet(dataDir!, 'train', { transform: imagenetTrain(size.crop) }) : loadDataset(loaded.dataset, 'train', { dataDir, augment: true });
-  const calibSourcePlain = size ? imagenet(dataDir!, 'train', { transform: imagenetEval(size.crop, size.resize) }) : loadDataset(loaded.dataset, 'train', { dataDir, augment: false });
-  let test = size ? imagenet(dataDir!, 'val', { transform: imagenetEval(size.crop, size.resize) }) : loadDataset(loaded.dataset, 'test', { dataDir });
-  if (spec.evalImages && spec.evalImages < test.length) test = calibrationSubset(test, spec.evalImages, 0);
-  let denseTop1 = spec.denseTop1 ?? (spec.evalImages || size ? null : loaded.denseTop1);
+  const exp = prepareCell(spec);
+  let denseTop1 = spec.denseTop1 ?? (spec.evalImages || spec.imageSize ? null : exp.recordedTop1);
   if (denseTop1 === null) {
     o.log?.('evaluating the dense model');
-    denseTop1 = (await evaluate(loaded.model, test)).top1;
+    denseTop1 = (await exp.evaluate(exp.model, { images: spec.evalImages })).top1;
   }
   const onNumericError = (state: Record<string, Tensor>): string | void => {
     if (!o.out) return;
@@ -114,14 +113,14 @@ export async function runCell(spec: CellSpec, o: CellRunOptions): Promise<CellRe
     renameSync(`${file}.tmp-${process.pid}`, file);
     return file;
   };
-  const outcome = await prune({ model: loaded.model, makeModel: loaded.makeModel, calibSource, calibSourcePlain, onStep: o.onStep, log: o.log, onNumericError }, spec.prune);
+  const outcome = await prune({ model: exp.model, makeModel: exp.makeModel, calibSource: exp.calibSource, calibSourcePlain: exp.calibSourcePlain, onStep: o.onStep, log: o.log, onNumericError }, spec.prune);
   o.log?.(`pruned in ${outcome.seconds.toFixed(1)} s; evaluating`);
-  const acc = await evaluate(loaded.model, test);
+  const acc = await exp.evaluate(exp.model, { images: spec.evalImages });
   const result: CellResult = {
     method: spec.prune.method,
-    model: loaded.name,
-    arch: loaded.arch,
-    dataset: loaded.dataset,
+    model: exp.name,
+    arch: exp.arch,
+    dataset: exp.dataset,
     targetSparsity: spec.prune.sparsity,
     achievedSparsity: outcome.achievedSparsity,
     prunableParams: outcome.prunableParams,
@@ -136,11 +135,13 @@ export async function runCell(spec: CellSpec, o: CellRunOptions): Promise<CellRe
     config: spec.prune,
     evalImages: acc.count,
     layers: outcome.layers,
+    ...(outcome.correction ? { correction: outcome.correction } : {}),
+    ...(o.plugins?.length ? { plugins: o.plugins } : {}),
   };
   if (o.out) {
     mkdirSync(o.out, { recursive: true });
     const tmp = join(o.out, `model.safetensors.tmp-${process.pid}`);
-    saveSafetensors(tmp, loaded.model.stateDict(), { method: result.method, sparsity: String(result.achievedSparsity) });
+    saveSafetensors(tmp, exp.model.stateDict(), { method: result.method, sparsity: String(result.achievedSparsity) });
     renameSync(tmp, join(o.out, 'model.safetensors'));
     writeJsonAtomic(join(o.out, 'history.json'), outcome.history);
     writeJsonAtomic(join(o.out, 'result.json'), result);

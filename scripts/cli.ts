@@ -6,8 +6,19 @@ import { hideBin } from 'yargs/helpers';
 import '../core/backend/all.js';
 import { commands } from './commands/index.js';
 import { packageVersion } from './commands/version.js';
+import { loadPlugins } from '../sparsity/index.js';
 
-await yargs(hideBin(process.argv))
+// `--plugin FILE` registers methods and terms, so it is loaded before yargs derives --method's choices and the flags.
+const argv = hideBin(process.argv);
+const pluginFiles = argv.flatMap((a, i) => (a === '--plugin' && argv[i + 1] !== undefined ? [argv[i + 1]] : a.startsWith('--plugin=') ? [a.slice('--plugin='.length)] : []));
+try {
+  await loadPlugins(pluginFiles);
+} catch (e) {
+  process.stderr.write(`${(e as Error).message}\n`);
+  process.exit(2);
+}
+
+await yargs(argv)
   .scriptName('ptslab')
   .version(packageVersion())
   .command(commands)

@@ -6,8 +6,7 @@
 import { noGrad, type Tensor } from '../core/index.js';
 import { BatchNorm2d, type Module } from '../nn/index.js';
 import { allocateLayers, type AllocationOptions } from './allocate.js';
-import { applyMasks, type LayerReport } from './fcpts.js';
-import { masksFromCounts, prunedCount, type Mask } from './masks.js';
+import { applyMasks, layerReports, masksFromCounts, type LayerReport, type Mask } from './masks.js';
 import { prunableLayers, type PrunableOptions } from './prunable.js';
 
 export interface OneShotOptions extends PrunableOptions, AllocationOptions {}
@@ -23,7 +22,7 @@ export function oneShot(model: Module, opts: OneShotOptions): PruneReport {
   const { counts } = allocateLayers(layers, opts);
   const masks = masksFromCounts(layers, counts);
   applyMasks(layers, masks);
-  return { masks, layers: layers.map((l, i) => ({ name: l.name, params: l.weight.size, sparsity: prunedCount(masks[i]) / l.weight.size })) };
+  return { masks, layers: layerReports(layers, masks) };
 }
 
 /**

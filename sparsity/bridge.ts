@@ -6,15 +6,14 @@
 import { ArgumentError, Tensor, full, record } from '../core/index.js';
 import type { DensityEstimator } from './density.js';
 import { absWeights, type PrunableLayer } from './layers.js';
+import { countPruned } from './masks.js';
 
 /** S_l(t) = #{|w| <= t} / n, with dS/dt = p(t) + p(-t). The weights receive no gradient through it. */
 export function layerSparsity(weight: Tensor, threshold: Tensor, est: DensityEstimator): Tensor {
   if (threshold.size !== 1) throw new ArgumentError(`layerSparsity: threshold must hold one value, got shape [${threshold.shape}]`);
   const w = weight.toArray();
   const t = threshold.item();
-  let pruned = 0;
-  for (let i = 0; i < w.length; i++) if (Math.abs(w[i]) <= t) pruned++;
-  const s = full([], pruned / w.length, { dtype: threshold.dtype });
+  const s = full([], countPruned(w, t) / w.length, { dtype: threshold.dtype });
   // dS/dt = p(t) + p(-t)
   return record('layerSparsity', s, [threshold], (g) => {
     const [pPos, pNeg] = est.density(w, [t, -t]);

@@ -1,8 +1,9 @@
-// Capturing block outputs with forward hooks, for reconstruction losses on features. A "block" is each child of a
+// Capturing module outputs with forward hooks, for reconstruction losses on features (the modules a term names,
+// or every block). A "block" is each child of a
 // top-level stage (ResNet's layerN.M, MobileNetV2's features.K); models without stages fall back to top-level
 // children.
 
-import type { Tensor } from '../core/index.js';
+import { ArgumentError, type Tensor } from '../core/index.js';
 import type { Module } from '../nn/index.js';
 
 export interface FeatureTap {
@@ -19,9 +20,18 @@ export function blockNames(model: Module): string[] {
 }
 
 export function captureBlockOutputs(model: Module): FeatureTap {
+  return captureModuleOutputs(model, blockNames(model));
+}
+
+/** Hook the named modules' outputs (an unknown name is an ArgumentError listing the model's module names). */
+export function captureModuleOutputs(model: Module, names: readonly string[]): FeatureTap {
   const outputs = new Map<string, Tensor>();
   const byName = new Map(model.namedModules());
-  const handles = blockNames(model).map((name) =>
+  const unknown = names.filter((n) => !byName.has(n));
+  if (unknown.length) {
+    throw new ArgumentError(`captureModuleOutputs: ${model.constructor.name} has no module ${unknown.map((u) => `'${u}'`).join(', ')} (modules: ${[...byName.keys()].filter(Boolean).slice(0, 12).join(', ')}, ...)`);
+  }
+  const handles = names.map((name) =>
     byName.get(name)!.registerForwardHook((_m, _x, y) => {
       outputs.set(name, y);
     }),

@@ -1,18 +1,37 @@
-// Masks: which weights of each layer are pruned. One tie rule everywhere: a weight with |w| <= t is pruned. Masks
-// are Uint8Array per layer, 1 = kept. Counts-based masks prune the k smallest |w| (ties by index); the exact global
-// correction turns per-layer thresholds into masks with exactly round(S* N) pruned weights.
+// Masks: which weights of each layer are pruned, in one place. The one rule: a weight with |w| <= t is pruned
+// (`isPruned`; its tensor form `keptTensor` is |w| > t), used by the bridge's count, the training-time masked
+// weights, threshold masks and the exact correction alike. Masks are Uint8Array per layer, 1 = kept. Counts-based
+// masks prune the k smallest |w| (ties by index); the exact global correction turns per-layer thresholds into masks
+// with exactly round(S* N) pruned weights. Also here: masked weights for the forward pass in the two
+// threshold-gradient modes, applying masks for good, and the per-layer report every method returns.
+//   detached  m = [|w| > t] computed without gradient (the released code): thresholds learn only through L_c
+//   ste       m = [|w| - t > 0] with a straight-through gradient where ||w| - t| < 1 (the paper's joint learning):
+//             the reconstruction loss reaches both w and t through m
 
-import { ArgumentError } from '../core/index.js';
+import { ArgumentError, fromStorage, noGrad, record, type Tensor } from '../core/index.js';
 import { absWeights, totalParams, type PrunableLayer } from './layers.js';
 
 export type Mask = Uint8Array;
 
-/** Keep w iff |w| > t. */
+/** The pruned-or-not rule: pruned iff |w| <= t. */
+export const isPruned = (absW: number, t: number): boolean => absW <= t;
+
+/** Number of weights of `w` pruned at threshold t. */
+export function countPruned(w: ArrayLike<number>, t: number): number {
+  let n = 0;
+  for (let i = 0; i < w.length; i++) if (isPruned(Math.abs(w[i]), t)) n++;
+  return n;
+}
+
+/** Keep w iff not isPruned(|w|, t). */
 export function maskFromThreshold(abs: ArrayLike<number>, t: number): Mask {
   const m = new Uint8Array(abs.length);
-  for (let i = 0; i < abs.length; i++) m[i] = abs[i] > t ? 1 : 0;
+  for (let i = 0; i < abs.length; i++) m[i] = isPruned(abs[i], t) ? 0 : 1;
   return m;
 }
+
+/** The rule as a tensor op, without gradient: 1 where |w| > t (kept), 0 where pruned. */
+export const keptTensor = (w: Tensor, t: Tensor | number): Tensor => noGrad(() => w.abs().gt(t));
 
 /** First index in an ascending array whose value is >= v. */
 export function lowerBound(sorted: Float64Array, v: number): number {
@@ -105,3 +124,46 @@ export function exactGlobalMasks(layers: readonly PrunableLayer[], thresholds: r
   for (let j = 0; j < need; j++) masks[ties[j][1]][ties[j][2]] = 0;
   return { masks, delta: Math.log(rK), tiesSettled: need < ties.length ? need : 0 };
 }
+
+/** Heaviside step x > 0 with the straight-through gradient 1 on |x| < 1 (the released code's STE window). */
+export function steStep(x: Tensor): Tensor {
+  const y = noGrad(() => x.gt(0));
+  // d step(x) ~= [|x| < 1] dx
+  return record('steStep', y, [x], (g) => [g.mul(x.abs().lt(1))]);
+}
+
+export type GradMode = 'detached' | 'ste';
+
+/** w * m with m = [|w| > t] (keptTensor's rule; in ste mode step(|w| - t) is the same 0/1 value). */
+export function maskedWeight(w: Tensor, t: Tensor, mode: GradMode): Tensor {
+  if (mode === 'ste') return w.mul(steStep(w.abs().sub(t)));
+  return w.mul(keptTensor(w, t));
+}
+
+/** A fixed 0/1 mask as a tensor of the weight's shape and dtype. */
+export function maskTensor(mask: Mask, like: Tensor): Tensor {
+  const data = like.dtype === 'float64' ? Float64Array.from(mask) : Float32Array.from(mask);
+  return fromStorage(data, like.shape);
+}
+
+/** A tensor's nonzero pattern as a mask. */
+export const maskFromTensor = (t: Tensor): Mask => Uint8Array.from(t.toArray(), (v) => (v !== 0 ? 1 : 0));
+
+/** Zero the pruned weights for good. */
+export function applyMasks(layers: readonly PrunableLayer[], masks: readonly Mask[]): void {
+  if (masks.length !== layers.length) throw new ArgumentError(`applyMasks: ${masks.length} masks for ${layers.length} layers`);
+  layers.forEach((l, i) => {
+    if (masks[i].length !== l.weight.size) throw new ArgumentError(`applyMasks: mask of ${l.name} has ${masks[i].length} entries, the weight ${l.weight.size}`);
+  });
+  noGrad(() => layers.forEach((l, i) => l.weight.copy_(l.weight.mul(maskTensor(masks[i], l.weight)))));
+}
+
+/** One prunable layer's outcome, as every method reports it and result.json records it. */
+export interface LayerReport {
+  name: string;
+  params: number;
+  sparsity: number;
+}
+
+export const layerReports = (layers: readonly PrunableLayer[], masks: readonly Mask[]): LayerReport[] =>
+  layers.map((l, i) => ({ name: l.name, params: l.weight.size, sparsity: prunedCount(masks[i]) / l.weight.size }));

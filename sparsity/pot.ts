@@ -10,11 +10,9 @@
 // The folded network is evaluated in eval mode (its BNs are biases); BN re-calibration does not apply to it.
 
 import { F, noGrad, tensor, type Tensor } from '../core/index.js';
-import { Adam, BatchNorm2d, Conv2d, Linear, type Module } from '../nn/index.js';
+import { Adam, BatchNorm2d, Conv2d, Linear, withParametrizations, type Module } from '../nn/index.js';
 import { allocateLayers } from './allocate.js';
-import { applyMasks } from './fcpts.js';
-import { masksFromCounts, prunedCount, type Mask } from './masks.js';
-import { maskTensor } from './mask-ops.js';
+import { applyMasks, layerReports, masksFromCounts, maskTensor, type Mask } from './masks.js';
 import { prunableLayers, type ModuleLayer, type PrunableOptions } from './prunable.js';
 import type { PruneReport } from './baselines.js';
 
@@ -162,12 +160,12 @@ export function pot(model: Module, dense: Module, batches: readonly Tensor[], op
     // Only this layer's dense inputs and outputs are held, one pair per calibration batch.
     const cached = batches.map((x) => capture(dense, denseLayers, x, i));
     const m = maskTensor(masks[i], l.weight);
-    l.module.weightTransform = (w) => w.mul(m);
     const groups = [{ params: [l.weight], lr: opts.weightLr ?? 1e-5 }, ...(l.bias ? [{ params: [l.bias], lr: opts.biasLr ?? 1e-4 }] : [])];
     const adam = new Adam(groups);
     let loss = Infinity;
     let it = 0;
-    try {
+    // The mask is stacked on whatever the layer's weight already has, and only for this reconstruction.
+    withParametrizations([[l.module, 'weight', (w) => w.mul(m)]], () => {
       for (; it < reconIters; it++) {
         const c = cached[it % cached.length];
         const y = layerOut(l, c.inputs[i]);
@@ -178,11 +176,9 @@ export function pot(model: Module, dense: Module, batches: readonly Tensor[], op
         e.backward();
         adam.step();
       }
-    } finally {
-      l.module.weightTransform = null;
-    }
+    });
     applyMasks([l], [masks[i]]);
     opts.onLayer?.(l.name, loss, it);
   });
-  return { masks, layers: layers.map((l, i) => ({ name: l.name, params: l.weight.size, sparsity: prunedCount(masks[i]) / l.weight.size })) };
+  return { masks, layers: layerReports(layers, masks) };
 }

@@ -19,7 +19,7 @@ import '../core/backend/all.js';
 import { selectBackend } from '../core/backend/select.js';
 import { manualSeed } from '../core/index.js';
 import { runCell, type CellSpec } from '../experiments/prune-cell.js';
-import { PRUNE_METHODS, allocate, type PruneMethod } from '../sparsity/index.js';
+import { PRUNE_METHODS, allocate, applicableConfig, type PruneMethod } from '../sparsity/index.js';
 import { buildModel, checkpointFile, loadDataset, train, type TrainConfig } from '../nn/train/index.js';
 import { readSafetensors } from '../nn/index.js';
 import { tmp, writeRandomResnet20, writeTinyMnist } from './reliability-common.js';
@@ -37,7 +37,7 @@ test('prune: every method twice on the cpu backend gives identical result.json (
   for (const { method, bnRecal } of variants) {
     // `given` prunes to a stated allocation: uniform's, by name
     const allocation = method === 'given' ? allocate(buildModel('resnet20', { numClasses: 10, inChannels: 1, inputSize: 28 }), { method: 'uniform', sparsity: 0.6 }) : undefined;
-    const spec: CellSpec = { model: null, arch: 'resnet20', weights, dataset: 'mnist', dataDir: data, evalImages: 8, prune: { method, sparsity: 0.6, iters: 2, calib: 16, batchSize: 8, potIters: 2, potImages: 8, seed: 4, bnRecal, allocation } };
+    const spec: CellSpec = { model: null, arch: 'resnet20', weights, dataset: 'mnist', dataDir: data, evalImages: 8, prune: applicableConfig({ method, sparsity: 0.6, iters: 2, calib: 16, batchSize: 8, potIters: 2, potImages: 8, seed: 4, bnRecal, allocation }) };
     const outs = [join(dir, `${method}${bnRecal ? '-bn' : ''}-a`), join(dir, `${method}${bnRecal ? '-bn' : ''}-b`)];
     const logs: string[] = [];
     for (const out of outs) await runCell(spec, { out, commit: null, version: 'test', log: (l) => logs.push(l) });

@@ -12,7 +12,7 @@ import { selectBackend } from '../core/backend/select.js';
 import { fromStorage, PtslabError } from '../core/index.js';
 import { runCell, type CellSpec } from '../experiments/prune-cell.js';
 import { loadSafetensors, readSafetensors, saveSafetensors } from '../nn/index.js';
-import type { PruneConfig } from '../sparsity/index.js';
+import { applicableConfig, type PruneConfig } from '../sparsity/index.js';
 import { cli, tmp, writeRandomResnet20, writeTinyMnist } from './reliability-common.js';
 
 const dir = tmp('numerics');
@@ -33,7 +33,8 @@ test('train: an exploding learning rate stops with the iteration and tensor name
 
 const spec = (w: string, prune: Partial<PruneConfig>): CellSpec => ({
   model: null, arch: 'resnet20', weights: w, dataset: 'mnist', dataDir: data, evalImages: 8,
-  prune: { method: 'uniform', sparsity: 0.5, iters: 3, calib: 16, batchSize: 8, ...prune },
+  // the options that apply to the method (a grid cell's view of its shared options)
+  prune: applicableConfig({ method: 'uniform', sparsity: 0.5, iters: 3, calib: 16, batchSize: 8, ...prune }),
 });
 
 async function fails(s: CellSpec, out: string, pattern: RegExp): Promise<void> {

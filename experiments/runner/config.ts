@@ -4,11 +4,15 @@
 // /x.pth`), as a ConfigError (the CLI exits 2 on it). experiments/README.md documents every key.
 
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { basename, extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { basename, dirname, extname, isAbsolute, join, resolve } from 'node:path';
 import { PtslabError } from '../../core/errors.js';
-import { ALLOCATION_METHODS, PRUNE_METHODS, type PruneMethod } from '../../sparsity/index.js';
+import {
+  applicableConfig, checkPruneConfig, commonOptions, loadPlugins, objectiveFromConfig, registry,
+  type ObjectiveConfig, type PluginRecord, type PruneOptions, type Registry,
+} from '../../sparsity/index.js';
+import { expandGrid } from './grid.js';
 import { ARCHS, DATASETS, DATASET_INFO } from '../../nn/train/index.js';
 import { BUNDLED_MODELS, bundledModelInfo } from '../models/index.js';
 import { readAllocation } from '../allocation-file.js';
@@ -23,21 +27,7 @@ export class ConfigError extends PtslabError {
   }
 }
 
-/** Methods whose result can also be reported after BatchNorm re-calibration (the `+bnrecal` label). */
-export const ONE_SHOT_METHODS = ALLOCATION_METHODS;
-export const BNRECAL_SUFFIX = '+bnrecal';
-/** Every method label a config may name: the prune methods, and `<method>+bnrecal` for all but pot. */
-export const METHOD_LABELS = [...PRUNE_METHODS, ...PRUNE_METHODS.filter((m) => m !== 'pot').map((m) => `${m}${BNRECAL_SUFFIX}`)] as const;
-
 const posInt = z.number().int().positive();
-const unit = z.number().min(0).lt(1);
-const objective = z.strictObject({
-  reconstruction: z.enum(['kl', 'mse', 'mse-features']),
-  temperature: z.number().positive(),
-  control: z.enum(['abs', 'pow2']),
-  lambda: z.number().min(0),
-  featureWeight: z.number().min(0),
-}).partial();
 
 /** Per-layer sparsities by weight name, inline or as the path of a JSON file (a result.json: its learned allocation). */
 const allocation = z.union([
@@ -52,29 +42,18 @@ const allocation = z.union([
   }),
 ]);
 
-/** Method options: PruneConfig without method, sparsity, seed and bnRecal (those come from the grid). */
-const optionsShape = {
-  iters: posInt,
-  calib: posInt,
-  batchSize: posInt,
-  lr: z.number().positive(),
-  momentum: z.number().min(0).max(1),
-  weightDecay: z.number().min(0),
-  warmupIters: z.number().int().min(0),
-  estimator: z.enum(['histogram', 'kde']),
-  gradMode: z.enum(['detached', 'ste']),
-  thresholdMode: z.enum(['absolute', 'relative']),
-  teacherMode: z.enum(['eval', 'train']),
-  objective,
-  keepDense: z.array(z.string()),
-  erkPower: z.number().min(0),
-  initSparsity: unit,
-  allocation,
-  potIters: posInt,
-  potImages: posInt,
-};
-const options = z.strictObject(optionsShape).partial();
-export type MethodOptions = z.infer<typeof options>;
+/**
+ * The method options a config may set, derived from the registry: the common options and every registered method's
+ * own, each key with the schema of the first method that declares it (`allocation` also takes a file path). Which
+ * method takes which key, and the other methods' schemas, are checked per cell (checkPruneConfig).
+ */
+export function optionsShape(reg: Registry = registry): Record<string, z.ZodType> {
+  const shape: Record<string, z.ZodType> = { ...commonOptions.shape };
+  for (const [key, o] of reg.optionKeys()) shape[key] = key === 'allocation' ? allocation : (o.schemas[0] as z.ZodType);
+  for (const [k, v] of Object.entries(shape)) shape[k] = v instanceof z.ZodOptional ? (v.unwrap() as z.ZodType) : v;
+  return shape;
+}
+export type MethodOptions = PruneOptions;
 
 const evalOptions = z.strictObject({
   /** Held-out images (a seeded subset; default all). */
@@ -95,37 +74,52 @@ const model = z.strictObject({
 }).partial();
 
 const name = z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only');
-const method = z.enum(METHOD_LABELS);
-const methodOptions = z.strictObject(Object.fromEntries(PRUNE_METHODS.map((m) => [m, options])) as Record<PruneMethod, typeof options>).partial();
 
-export const configSchema = z.strictObject({
-  name: name.optional(),
-  description: z.string().optional(),
-  model,
-  methods: z.array(method).min(1),
-  sparsities: z.array(z.number().gt(0).lt(1)).min(1),
-  seeds: z.array(z.number().int().min(0)).min(1).default([0]),
-  /** Shared defaults for every method. */
-  options: options.default({}),
-  /** Per-method overrides, merged over `options`. */
-  methodOptions: methodOptions.default({}),
-  /** Named option sets crossed with the grid; `methods` limits one to some methods. */
-  ablations: z.array(options.extend({ name, methods: z.array(method).min(1).optional() })).default([]),
-  /** Also report one-shot methods after BN re-calibration: true (every one-shot method listed) or a list. */
-  bnRecal: z.union([z.boolean(), z.array(z.enum(ONE_SHOT_METHODS))]).default(false),
-  eval: evalOptions.default({}),
-  /** What `--smoke` overrides: method options plus `eval`, merged over the built-in smoke settings. */
-  smoke: z.strictObject({ ...optionsShape, eval: evalOptions }).partial().default({}),
-  /** Number of shards when the index comes from JOB_COMPLETION_INDEX (Kubernetes indexed jobs). */
-  shards: posInt.optional(),
-  /** Which target sparsity the allocation and FCPTS-curve plots show (default 0.9 if in the grid, else the highest). */
-  plots: z.strictObject({ sparsity: z.number().gt(0).lt(1) }).partial().default({}),
-});
+/** The config schema for the methods and terms a registry holds (the built-ins plus loaded plugins). */
+export function configSchema(reg: Registry = registry) {
+  const shape = optionsShape(reg);
+  const options = z.strictObject(shape).partial();
+  const labels = reg.methodLabels() as [string, ...string[]];
+  const method = z.enum(labels);
+  return z.strictObject({
+    name: name.optional(),
+    description: z.string().optional(),
+    /** Plugin files (paths relative to the config) registering methods and objective terms. */
+    plugins: z.array(z.string()).default([]),
+    model,
+    methods: z.array(method).min(1),
+    sparsities: z.array(z.number().gt(0).lt(1)).min(1),
+    seeds: z.array(z.number().int().min(0)).min(1).default([0]),
+    /** Shared defaults: each method takes the keys that apply to it. */
+    options: options.default({}),
+    /** Per-method overrides, merged over `options`; every key must apply to that method. */
+    methodOptions: z.strictObject(Object.fromEntries(reg.methodNames().map((m) => [m, options]))).partial().default({}),
+    /** Named option sets crossed with the grid; `methods` limits one to some methods. */
+    ablations: z.array(options.extend({ name, methods: z.array(method).min(1).optional() })).default([]),
+    /** Also report one-shot methods after BN re-calibration: true (every one-shot method listed) or a list. */
+    bnRecal: z.union([z.boolean(), z.array(z.enum(reg.oneShotNames() as [string, ...string[]]))]).default(false),
+    eval: evalOptions.default({}),
+    /** What `--smoke` overrides: method options plus `eval`, merged over the built-in smoke settings. */
+    smoke: z.strictObject({ ...shape, eval: evalOptions }).partial().default({}),
+    /** Number of shards when the index comes from JOB_COMPLETION_INDEX (Kubernetes indexed jobs). */
+    shards: posInt.optional(),
+    /** Which target sparsity the allocation and FCPTS-curve plots show (default 0.9 if in the grid, else the highest). */
+    plots: z.strictObject({ sparsity: z.number().gt(0).lt(1) }).partial().default({}),
+  });
+}
 
-export type ExperimentConfig = z.infer<typeof configSchema> & { name: string; file: string };
+type Parsed = z.infer<ReturnType<typeof configSchema>>;
+export type ExperimentConfig = Omit<Parsed, 'options' | 'methodOptions' | 'ablations' | 'smoke'> & {
+  options: MethodOptions;
+  methodOptions: Partial<Record<string, MethodOptions>>;
+  ablations: Array<MethodOptions & { name: string; methods?: string[] }>;
+  smoke: MethodOptions & { eval?: EvalOptions };
+  name: string;
+  file: string;
+  /** The loaded plugins (path and sha256), when loaded with loadConfigWithPlugins. */
+  pluginRecords?: PluginRecord[];
+};
 
-/** Smoke settings applied before a config's own `smoke` section: seconds per cell on small data. */
-export const SMOKE_DEFAULTS = { iters: 4, calib: 64, batchSize: 32, potIters: 5, potImages: 64, eval: { images: 256 } } as const;
 
 const pathOf = (path: PropertyKey[]): string =>
   path.reduce<string>((s, k) => (typeof k === 'number' ? `${s}[${k}]` : s ? `${s}.${String(k)}` : String(k)), '') || '(top level)';
@@ -179,7 +173,8 @@ function checkModel(m: z.infer<typeof model>, problems: string[], checkFiles: bo
 }
 
 /** Validate a parsed config object. `file` names it in errors; `checkFiles` checks weights and data folders exist. */
-export function validateConfig(raw: unknown, file: string, o: { env?: NodeJS.ProcessEnv; checkFiles?: boolean } = {}): ExperimentConfig {
+export function validateConfig(raw: unknown, file: string, o: ConfigOptions = {}): ExperimentConfig {
+  const reg = o.registry ?? registry;
   const problems: string[] = [];
   let input = raw;
   if (input && typeof input === 'object' && !Array.isArray(input)) {
@@ -192,9 +187,13 @@ export function validateConfig(raw: unknown, file: string, o: { env?: NodeJS.Pro
     }
     input = r;
   }
-  const parsed = configSchema.safeParse(input);
-  if (!parsed.success) throw new ConfigError(file, [...problems, ...parsed.error.issues.flatMap(issueLine)]);
-  const c = parsed.data;
+  const parsed = configSchema(reg).safeParse(input);
+  if (!parsed.success) {
+    const unloaded = pluginsOf(raw, file).filter((f) => !o.pluginRecords?.some((r) => resolve(r.path) === resolve(f)));
+    const hint = unloaded.length && !o.pluginRecords ? [`plugins: not loaded (${unloaded.join(', ')}): validate with loadConfigWithPlugins`] : [];
+    throw new ConfigError(file, [...problems, ...parsed.error.issues.flatMap(issueLine), ...hint]);
+  }
+  const c = parsed.data as unknown as ExperimentConfig;
   if (!problems.length) checkModel(c.model, problems, o.checkFiles ?? true);
   const seen = new Set<string>();
   c.ablations.forEach((a, i) => {
@@ -211,12 +210,82 @@ export function validateConfig(raw: unknown, file: string, o: { env?: NodeJS.Pro
     });
   }
   if (c.eval.crop !== undefined && c.eval.resize !== undefined && c.eval.resize < c.eval.crop) problems.push(`eval.resize: must be >= eval.crop (${c.eval.crop})`);
-  if (problems.length) throw new ConfigError(file, problems);
-  return { ...c, name: c.name ?? basename(file, extname(file)), file };
+  if (!problems.length) problems.push(...methodProblems(c, reg));
+  const out = { ...c, plugins: c.plugins.map((f) => resolveFrom(file, f)), name: c.name ?? basename(file, extname(file)), file, ...(o.pluginRecords ? { pluginRecords: o.pluginRecords } : {}) };
+  if (!problems.length) {
+    // every cell's options against its method (types, required keys, objective terms), before anything runs
+    for (const cell of expandGrid(out, { registry: reg })) {
+      const p = applicableConfig(cell.spec.prune, reg);
+      const checked = checkPruneConfig(p, { registry: reg });
+      problems.push(...checked.problems.map((l) => `cell ${cell.key}: ${l}`));
+      if (checked.spec && 'objective' in checked.spec.options.shape) {
+        try {
+          objectiveFromConfig(p.objective as ObjectiveConfig | undefined, reg.terms());
+        } catch (e) {
+          problems.push(`cell ${cell.key}: ${(e as Error).message}`);
+        }
+      }
+      if (problems.length >= 8) break;
+    }
+  }
+  if (problems.length) throw new ConfigError(file, [...new Set(problems)]);
+  return out;
 }
 
-/** Read and validate a .yaml/.yml/.json config file. */
-export function loadConfig(file: string, o: { env?: NodeJS.ProcessEnv; checkFiles?: boolean } = {}): ExperimentConfig {
+export interface ConfigOptions {
+  env?: NodeJS.ProcessEnv;
+  checkFiles?: boolean;
+  /** The methods and terms names are checked against (default the process-wide registry). */
+  registry?: Registry;
+  /** Plugins already loaded for this config (loadConfigWithPlugins sets them). */
+  pluginRecords?: PluginRecord[];
+}
+
+const resolveFrom = (configFile: string, f: string): string => (isAbsolute(f) ? f : join(dirname(configFile), f));
+
+/** The `plugins:` of a raw config, resolved against the config's folder (nothing when absent or malformed). */
+function pluginsOf(raw: unknown, file: string): string[] {
+  const list = raw && typeof raw === 'object' ? (raw as { plugins?: unknown }).plugins : undefined;
+  return Array.isArray(list) ? list.filter((x): x is string => typeof x === 'string').map((f) => resolveFrom(file, f)) : [];
+}
+
+/**
+ * Per-method options whose key does not apply to that method. (Shared `options` and ablations may hold keys for
+ * some methods only: each method takes the keys that apply to it; the schema already rejects keys no method takes.)
+ */
+function methodProblems(c: ExperimentConfig, reg: Registry): string[] {
+  const problems: string[] = [];
+  const keys = reg.optionKeys();
+  const common = Object.keys(commonOptions.shape);
+  const applies = (k: string, methods: readonly string[]) => common.includes(k) || methods.some((m) => keys.get(k)?.methods.includes(m));
+  const report = (at: string, opts: Record<string, unknown>, methods: readonly string[]) => {
+    for (const k of Object.keys(opts)) {
+      if (opts[k] === undefined || applies(k, methods)) continue;
+      problems.push(`${at}.${k}: applies to ${keys.get(k)?.methods.join(', ') ?? 'no registered method'}, not to ${methods.join(', ')}`);
+    }
+  };
+  for (const [m, opts] of Object.entries(c.methodOptions)) report(`methodOptions.${m}`, opts ?? {}, [m]);
+  return problems;
+}
+
+/** Read a config, load the plugins it lists (relative to its folder) into the registry, then validate it. */
+export async function loadConfigWithPlugins(file: string, o: ConfigOptions = {}): Promise<ExperimentConfig> {
+  const raw = readConfigFile(file);
+  let pluginRecords: PluginRecord[];
+  try {
+    pluginRecords = await loadPlugins(pluginsOf(raw, file), { registry: o.registry });
+  } catch (e) {
+    throw new ConfigError(file, [`plugins: ${(e as Error).message}`]);
+  }
+  return validateConfig(raw, file, { ...o, pluginRecords });
+}
+
+/** Read and validate a .yaml/.yml/.json config file (its plugins must already be loaded: loadConfigWithPlugins). */
+export function loadConfig(file: string, o: ConfigOptions = {}): ExperimentConfig {
+  return validateConfig(readConfigFile(file), file, o);
+}
+
+function readConfigFile(file: string): unknown {
   if (!existsSync(file)) throw new ConfigError(file, ['(file): config file not found']);
   let text: string;
   try {
@@ -230,5 +299,5 @@ export function loadConfig(file: string, o: { env?: NodeJS.ProcessEnv; checkFile
   } catch (e) {
     throw new ConfigError(file, [`(syntax): ${(e as Error).message.split('\n')[0]}`]);
   }
-  return validateConfig(raw, file, o);
+  return raw;
 }

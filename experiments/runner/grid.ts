@@ -4,9 +4,12 @@
 // folder, and the CellSpec handed to runCell. Options merge, later wins: config `options` < `methodOptions[method]` <
 // the ablation's options < the smoke settings (with --smoke). Also here: the --only filter and shard selection.
 
-import type { PruneConfig, PruneMethod } from '../../sparsity/index.js';
+import { BNRECAL_SUFFIX, applicableConfig, parseLabel, registry, type PruneConfig, type Registry } from '../../sparsity/index.js';
 import type { CellSpec } from '../prune-cell.js';
-import { BNRECAL_SUFFIX, ONE_SHOT_METHODS, SMOKE_DEFAULTS, type ExperimentConfig, type MethodOptions } from './config.js';
+import type { ExperimentConfig, MethodOptions } from './config.js';
+
+/** Smoke settings applied before a config's own `smoke` section: seconds per cell on small data. */
+export const SMOKE_DEFAULTS = { iters: 4, calib: 64, batchSize: 32, potIters: 5, potImages: 64, eval: { images: 256 } } as const;
 
 export interface Cell {
   /** Position in the full grid (before filters): the shard assignment is index mod n. */
@@ -33,8 +36,9 @@ export function mergeOptions(...sets: Array<MethodOptions | undefined>): MethodO
 }
 
 /** The method labels of the grid: the listed ones, plus `<m>+bnrecal` for one-shot methods when bnRecal asks. */
-export function methodLabels(cfg: ExperimentConfig): string[] {
-  const extra = cfg.bnRecal === true ? cfg.methods.filter((m) => (ONE_SHOT_METHODS as readonly string[]).includes(m)) : cfg.bnRecal === false ? [] : cfg.bnRecal;
+export function methodLabels(cfg: ExperimentConfig, reg: Registry = registry): string[] {
+  const oneShot = reg.oneShotNames();
+  const extra = cfg.bnRecal === true ? cfg.methods.filter((m) => oneShot.includes(m)) : cfg.bnRecal === false ? [] : cfg.bnRecal;
   const out: string[] = [];
   for (const m of cfg.methods) {
     out.push(m);
@@ -47,16 +51,16 @@ export const cellKey = (method: string, sparsity: number, seed: number, ablation
   `${method}-s${sparsity}-seed${seed}${ablation ? `-${ablation}` : ''}`;
 
 /** Every cell of a config. `smoke` applies the smoke settings (built-in defaults, then the config's `smoke`). */
-export function expandGrid(cfg: ExperimentConfig, o: { smoke?: boolean } = {}): Cell[] {
+export function expandGrid(cfg: ExperimentConfig, o: { smoke?: boolean; registry?: Registry } = {}): Cell[] {
+  const reg = o.registry ?? registry;
   const { eval: smokeEval, ...smokeOpts } = { ...SMOKE_DEFAULTS, ...cfg.smoke, eval: { ...SMOKE_DEFAULTS.eval, ...cfg.smoke.eval } };
   const ev = o.smoke ? { ...cfg.eval, ...smokeEval } : cfg.eval;
   const ablations = cfg.ablations.length ? cfg.ablations : [null];
   const cells: Cell[] = [];
   for (const ab of ablations) {
-    for (const label of methodLabels(cfg)) {
+    for (const label of methodLabels(cfg, reg)) {
       if (ab?.methods && !ab.methods.some((m) => m === label)) continue;
-      const bnRecal = label.endsWith(BNRECAL_SUFFIX);
-      const base = (bnRecal ? label.slice(0, -BNRECAL_SUFFIX.length) : label) as PruneMethod;
+      const { method: base, bnRecal } = parseLabel(label);
       for (const sparsity of cfg.sparsities) {
         for (const seed of cfg.seeds) {
           let abOpts: MethodOptions | undefined;
@@ -66,7 +70,8 @@ export function expandGrid(cfg: ExperimentConfig, o: { smoke?: boolean } = {}): 
           }
           const merged = mergeOptions(cfg.options, cfg.methodOptions[base], abOpts, o.smoke ? (smokeOpts as MethodOptions) : undefined);
           if (o.smoke && merged.calib !== undefined && merged.batchSize !== undefined && merged.batchSize > merged.calib) merged.batchSize = merged.calib;
-          const prune: PruneConfig = { ...merged, method: base, sparsity, seed, bnRecal };
+          // the cell keeps the options that apply to its method (the shared ones go to every method that takes them)
+          const prune: PruneConfig = applicableConfig({ ...merged, method: base, sparsity, seed, bnRecal }, reg);
           const spec: CellSpec = {
             model: cfg.model.name ?? null,
             arch: cfg.model.arch,

@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { selectBackend } from '../../core/backend/select.js';
+import { applicableConfig, changedPlugins, loadPlugins } from '../../sparsity/index.js';
 import { runCell, type CellResult, type CellSpec } from '../prune-cell.js';
 import { matchesOnly, unmatchedOnly, type OnlyFilter } from './grid.js';
 import { finishedCells } from './results.js';
@@ -75,6 +76,9 @@ export async function reproduce(dir: string, o: ReproduceOptions = {}): Promise<
   if (unmatched.length) throw new Error(`${dir}: --only ${unmatched.join(', ')} matches no finished cell (${finished.length} finished)`);
   const selected = finished.filter((c) => matchesOnly(c.cell, o.only ?? {}));
   if (!selected.length) throw new Error(`${dir}: no finished cell matches the selection`);
+  // A cell made with a plugin re-runs only with that plugin as it was: same path, same sha256.
+  const changed = selected.flatMap((c) => changedPlugins(c.result.plugins ?? []).map((l) => `${c.key}: ${l}`));
+  if (changed.length) throw new Error(`${dir}: refusing to reproduce cells whose plugin changed: ${changed.join('; ')}`);
   const scratch = mkdtempSync(join(tmpdir(), 'ptslab-reproduce-'));
   const done: ReproducedCell[] = [];
   try {
@@ -87,7 +91,9 @@ export async function reproduce(dir: string, o: ReproduceOptions = {}): Promise<
       // no denseTop1 hint: the dense figure is measured again (or, on a bundled model's full held-out set, taken from
       // its record) and compared as well
       if (!c.cell.spec) throw new Error(`${join(committed, 'cell.json')}: no spec (the cell was not written by \`ptslab run\`)`);
-      await runCell({ ...c.cell.spec, denseTop1: undefined }, { out, commit: null, version: 'reproduce' });
+      const plugins = await loadPlugins((c.result.plugins ?? []).map((p) => p.path));
+      const spec = { ...c.cell.spec, prune: applicableConfig(c.cell.spec.prune), denseTop1: undefined };
+      await runCell(spec, { out, commit: null, version: 'reproduce', plugins });
       done.push({ key: c.key, backend: b.name, seconds: Math.round((performance.now() - t0) / 100) / 10, mismatches: compareCells(committed, out) });
     }
   } finally {

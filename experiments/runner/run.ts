@@ -9,6 +9,7 @@
 
 import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { applicableConfig, registry, type PluginRecord } from '../../sparsity/index.js';
 import { readJsonFile } from '../json-file.js';
 import { runCell, writeJsonAtomic, type CellResult, type CellSpec } from '../prune-cell.js';
 import type { Cell } from './grid.js';
@@ -28,6 +29,8 @@ export interface RunGridOptions {
   resume?: boolean;
   /** Results folders whose finished cells with an identical spec are copied instead of run. */
   reuse?: readonly string[];
+  /** The config's loaded plugins (recorded in each cell's result.json). */
+  plugins?: PluginRecord[];
 }
 
 export interface RunSummary {
@@ -45,6 +48,9 @@ export interface RunSummary {
 /** JSON with sorted keys, to compare configs. */
 const canonical = (v: unknown): string =>
   JSON.stringify(v, (_, x) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => a.localeCompare(b))) : x));
+
+/** A spec as this version runs it: its prune config reduced to the keys that apply to its method. */
+const ownSpec = (s: CellSpec): CellSpec => ({ ...s, prune: applicableConfig(s.prune) });
 
 /** What determines the dense model's top-1: the model and the evaluation set. */
 const denseKey = (s: CellSpec): string => canonical({ ...s, prune: undefined, denseTop1: undefined });
@@ -68,7 +74,7 @@ function finishedBySpec(dirs: readonly string[]): Map<string, string> {
   for (const d of dirs) {
     if (!existsSync(join(d, 'cells'))) throw new Error(`reuse: ${d} is not a results folder (no cells/ inside)`);
     for (const { cell, dir } of finishedCells(join(d, 'cells'))) {
-      if (cell.spec && !found.has(canonical(cell.spec))) found.set(canonical(cell.spec), dir);
+      if (cell.spec && !found.has(canonical(ownSpec(cell.spec)))) found.set(canonical(ownSpec(cell.spec)), dir);
     }
   }
   return found;
@@ -97,7 +103,7 @@ export async function runGrid(cells: Cell[], o: RunGridOptions): Promise<RunSumm
   for (const c of cells) {
     const resultFile = join(cellsDir, c.key, 'result.json');
     if (o.resume === false || !existsSync(resultFile)) {
-      const from = reusable.get(canonical(c.spec));
+      const from = reusable.get(canonical(ownSpec(c.spec)));
       if (!from) {
         todo.push(c);
         continue;
@@ -110,7 +116,7 @@ export async function runGrid(cells: Cell[], o: RunGridOptions): Promise<RunSumm
     const r = readJsonFile<CellResult>(resultFile, c.key);
     dense.set(denseKey(c.spec), r.denseTop1);
     summary.skipped.push(c.key);
-    if (canonical(r.config) !== canonical(c.spec.prune)) {
+    if (canonical(applicableConfig(r.config)) !== canonical(applicableConfig(c.spec.prune))) {
       o.progress.log(`warning: ${c.key} finished earlier with other options (e.g. a --smoke run); delete ${join(cellsDir, c.key)} to rerun it`);
     }
   }
@@ -123,14 +129,15 @@ export async function runGrid(cells: Cell[], o: RunGridOptions): Promise<RunSumm
     rmSync(join(dir, 'result.json'), { force: true });
     const meta = metaOf(c, o.meta.name);
     writeJsonAtomic(join(dir, 'cell.json'), { ...meta, spec: c.spec });
-    const learns = c.spec.prune.method === 'fcpts' || c.spec.prune.method === 'erk-kd';
-    o.progress.startCell(i + 1, todo.length, c.key, learns ? (c.spec.prune.iters ?? 1600) : null);
+    const m = registry.hasMethod(c.spec.prune.method) ? registry.method(c.spec.prune.method) : null;
+    o.progress.startCell(i + 1, todo.length, c.key, m?.iterations ? m.iterations(applicableConfig(c.spec.prune)) : null);
     const known = dense.get(denseKey(c.spec));
     try {
       const r = await runCell(known === undefined ? c.spec : { ...c.spec, denseTop1: known }, {
         out: dir,
         commit: o.commit,
         version: o.version,
+        plugins: o.plugins,
         onStep: (s) => o.progress.step(s),
         log: (l) => o.progress.log(`${c.key}: ${l}`),
       });

@@ -1,10 +1,18 @@
 // `ptslab prune`: sparsify one model with one method at one sparsity and write DIR/model.safetensors and
-// DIR/result.json (see experiments/prune-cell.ts). FCPTS options map one to one onto sparsity/fcpts.ts.
+// DIR/result.json (see experiments/prune-cell.ts). `--method`'s choices and every method option flag come from the
+// method registry (each method's zod schema: type, choices, description), including what `--plugin` files register;
+// a flag given for a method it does not apply to is a usage error, and so is everything else that can be known
+// before the dense model is evaluated.
 
-import type { Argv, CommandModule } from 'yargs';
+import type { Argv, CommandModule, Options } from 'yargs';
+import { z } from 'zod';
+import { ArgumentError } from '../../core/index.js';
 import { selectBackend } from '../../core/backend/select.js';
-import { PRUNE_METHODS, type PruneConfig, type PruneMethod } from '../../sparsity/index.js';
-import { runCell } from '../../experiments/prune-cell.js';
+import {
+  applicableConfig, checkPruneConfig, loadPlugins, objectiveFromConfig, registry,
+  type ObjectiveConfig, type PluginRecord, type PruneConfig, type Registry, type TermConfig,
+} from '../../sparsity/index.js';
+import { prepareCell, runCell, type CellSpec } from '../../experiments/prune-cell.js';
 import { readAllocation } from '../../experiments/allocation-file.js';
 import { BUNDLED_MODELS } from '../../experiments/models/index.js';
 import { ARCHS, DATASETS } from '../../nn/train/index.js';
@@ -14,118 +22,183 @@ import { packageVersion } from './version.js';
 interface PruneArgs extends ModelArgs {
   method: string;
   sparsity: number;
-  iters: number;
-  calib: number;
-  batch: number;
-  lr?: number;
+  calib?: number;
+  batch?: number;
   seed: number;
   'bn-recal': boolean;
-  estimator: string;
-  'grad-mode': string;
-  'threshold-mode': string;
-  'teacher-mode': string;
-  control: string;
-  lambda: number;
-  temperature: number;
-  reconstruction: string;
   'keep-dense'?: string[];
-  'erk-power': number;
-  allocation?: string;
-  'pot-iters': number;
-  'pot-images': number;
+  term?: string[];
+  plugin?: string[];
   'eval-images'?: number;
   out?: string;
   json: boolean;
   backend?: string;
   verbose?: boolean;
+  [flag: string]: unknown;
+}
+
+const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+const unwrap = (s: z.ZodType): z.ZodType => (s instanceof z.ZodOptional ? unwrap(s.unwrap() as z.ZodType) : s);
+
+/** A method option as a flag: its name, where it goes in the config, and its yargs shape (from its zod schema). */
+interface OptionFlag {
+  flag: string;
+  /** ['iters'] or ['objective', 'lambda']. */
+  path: [string] | [string, string];
+  yargs: Options;
+  /** How to read the flag's value (allocation: a file). */
+  read?: (v: unknown) => unknown;
+  methods: string[];
+}
+
+function yargsShape(schema: z.ZodType, describe: string): Options | null {
+  const s = unwrap(schema);
+  if (s instanceof z.ZodNumber) return { type: 'number', describe };
+  if (s instanceof z.ZodBoolean) return { type: 'boolean', describe };
+  if (s instanceof z.ZodEnum) return { choices: s.options as string[], describe };
+  if (s instanceof z.ZodString) return { type: 'string', describe };
+  if (s instanceof z.ZodArray) return { type: 'array', string: true, describe };
+  return null;
+}
+
+/** Every registered method's options as flags (objective keys flattened, e.g. --lambda; allocation read from a file). */
+export function optionFlags(reg: Registry = registry): OptionFlag[] {
+  const out: OptionFlag[] = [];
+  for (const o of reg.optionKeys().values()) {
+    const schema = unwrap(o.schemas[0]);
+    const who = `[${o.methods.join(', ')}]`;
+    if (o.key === 'allocation') {
+      out.push({ flag: 'allocation', path: ['allocation'], yargs: { type: 'string', describe: `per-layer sparsities: a result.json or { "layer.weight": sparsity } ${who}` }, read: (v) => readAllocation(String(v)), methods: o.methods });
+    } else if (schema instanceof z.ZodObject) {
+      for (const [sub, subSchema] of Object.entries(schema.shape as Record<string, z.ZodType>)) {
+        const y = yargsShape(subSchema, `${unwrap(subSchema).description ?? `${o.key}.${sub}`} ${who}`);
+        if (y) out.push({ flag: kebab(sub), path: [o.key, sub], yargs: y, methods: o.methods });
+      }
+    } else {
+      const y = yargsShape(schema, `${schema.description ?? o.key} ${who}`);
+      if (y) out.push({ flag: kebab(o.key), path: [o.key], yargs: y, methods: o.methods });
+    }
+  }
+  return out;
 }
 
 function builder(y: Argv): Argv<PruneArgs> {
-  return usageFailures(
-    y
-      .option('model', { type: 'string', choices: BUNDLED_MODELS.map((m) => m.name), describe: 'a bundled model (see ptslab models)' })
-      .option('arch', { type: 'string', choices: ARCHS, describe: 'architecture, with --weights and --dataset' })
-      .option('weights', { type: 'string', describe: 'a .safetensors or .pth checkpoint' })
-      .option('dataset', { type: 'string', choices: DATASETS })
-      .option('data-dir', { type: 'string' })
-      .option('width-mult', { type: 'number' })
-      .option('method', { choices: PRUNE_METHODS, demandOption: true })
-      .option('sparsity', { type: 'number', demandOption: true, describe: 'global target in [0, 1)' })
-      .option('iters', { type: 'number', default: 1600, describe: 'FCPTS / erk-kd iterations' })
-      .option('calib', { type: 'number', default: 1024, describe: 'calibration images' })
-      .option('batch', { type: 'number', default: 64 })
-      .option('lr', { type: 'number', describe: 'default 0.04 * batch / 256' })
-      .option('seed', { type: 'number', default: 0 })
-      .option('bn-recal', { type: 'boolean', default: false, describe: 're-calibrate BatchNorm statistics after pruning' })
-      .option('estimator', { choices: ['histogram', 'kde'], default: 'histogram' })
-      .option('grad-mode', { choices: ['ste', 'detached'], default: 'ste', describe: 'ste: thresholds learn from the whole loss (paper); detached: from the control loss only (released code)' })
-      .option('threshold-mode', { choices: ['absolute', 'relative'], default: 'absolute' })
-      .option('teacher-mode', { choices: ['eval', 'train'], default: 'eval' })
-      .option('control', { choices: ['abs', 'pow2'], default: 'abs' })
-      .option('lambda', { type: 'number', default: 1 })
-      .option('temperature', { type: 'number', default: 4 })
-      .option('reconstruction', { choices: ['kl', 'mse', 'mse-features'], default: 'kl' })
-      .option('keep-dense', { type: 'array', string: true, describe: 'layers to keep dense (module or weight names)' })
-      .option('erk-power', { type: 'number', default: 1 })
-      .option('allocation', { type: 'string', describe: "per-layer sparsities (a result.json or { name: sparsity }): method given's, or fcpts/erk-kd's start instead of ERK" })
-      .option('pot-iters', { type: 'number', default: 2000, describe: 'POT: Adam iterations per layer' })
-      .option('pot-images', { type: 'number', default: 256, describe: 'POT: calibration images for bias correction and reconstruction' })
-      .option('eval-images', { type: 'number', describe: 'evaluate on a seeded subset of the held-out set' })
-      .option('out', { type: 'string', describe: 'output folder (default runs/prune-<model>-<method>-<sparsity>)' })
-      .option('json', { type: 'boolean', default: false, describe: 'print result.json to stdout' })
-      .option('backend', { type: 'string', choices: backendChoices() })
-      .option('verbose', { type: 'boolean', default: false })
-      .check((a) =>
-        checkNumbers(a, {
-          'width-mult': '>0', sparsity: '[0,1)', iters: 'int>0', calib: 'int>0', batch: 'int>0', lr: '>0', seed: 'int>=0', lambda: '>=0', temperature: '>0',
-          'erk-power': '>=0', 'pot-iters': 'int>0', 'pot-images': 'int>0', 'eval-images': 'int>0',
-        }),
-      ) as unknown as Argv<PruneArgs>,
-  );
+  let b = y
+    .option('model', { type: 'string', choices: BUNDLED_MODELS.map((m) => m.name), describe: 'a bundled model (see ptslab models)' })
+    .option('arch', { type: 'string', choices: ARCHS, describe: 'architecture, with --weights and --dataset' })
+    .option('weights', { type: 'string', describe: 'a .safetensors or .pth checkpoint' })
+    .option('dataset', { type: 'string', choices: DATASETS })
+    .option('data-dir', { type: 'string' })
+    .option('width-mult', { type: 'number' })
+    .option('method', { choices: registry.methodNames(), demandOption: true, describe: registry.methods().map((m) => `${m.name}: ${m.description}`).join('; ') })
+    .option('sparsity', { type: 'number', demandOption: true, describe: 'global target in [0, 1)' })
+    .option('calib', { type: 'number', describe: 'calibration images (default 1024)' })
+    .option('batch', { type: 'number', describe: 'calibration batch size (default 64)' })
+    .option('seed', { type: 'number', default: 0 })
+    .option('bn-recal', { type: 'boolean', default: false, describe: `re-calibrate BatchNorm statistics after pruning [${registry.methods().filter((m) => m.bnRecal !== 'never').map((m) => m.name).join(', ')}]` })
+    .option('keep-dense', { type: 'array', string: true, describe: 'layers to keep dense (module or weight names)' })
+    .option('term', { type: 'array', string: true, describe: 'add a registered objective term: NAME=WEIGHT[,option=value...] (repeatable) [methods with an objective]' })
+    .option('plugin', { type: 'array', string: true, describe: 'a plugin file registering methods and objective terms (repeatable)' })
+    .option('eval-images', { type: 'number', describe: 'evaluate on a seeded subset of the held-out set' })
+    .option('out', { type: 'string', describe: 'output folder (default runs/prune-<model>-<method>-<sparsity>)' })
+    .option('json', { type: 'boolean', default: false, describe: 'print result.json to stdout' })
+    .option('backend', { type: 'string', choices: backendChoices() })
+    .option('verbose', { type: 'boolean', default: false });
+  for (const f of optionFlags()) b = b.option(f.flag, f.yargs);
+  const numeric: Record<string, Parameters<typeof checkNumbers>[1][string]> = {
+    'width-mult': '>0', sparsity: '[0,1)', calib: 'int>0', batch: 'int>0', seed: 'int>=0', 'eval-images': 'int>0',
+  };
+  return usageFailures(b.check((a) => checkNumbers(a, numeric)) as unknown as Argv<PruneArgs>);
 }
 
+/** One --term value: NAME=WEIGHT[,key=value...] (values parsed as numbers, booleans or JSON where they parse). */
+function parseTerm(text: string): [string, TermConfig] {
+  const [head, ...rest] = text.split(',');
+  const m = /^([A-Za-z][A-Za-z0-9_-]*)=(.+)$/.exec(head.trim());
+  const weight = m ? Number(m[2]) : NaN;
+  if (!m || !Number.isFinite(weight)) throw new UsageError(`--term: expected NAME=WEIGHT[,option=value...], got '${text}'`);
+  const opts: Record<string, unknown> = {};
+  for (const kv of rest) {
+    const eq = kv.indexOf('=');
+    if (eq < 1) throw new UsageError(`--term ${m[1]}: expected option=value, got '${kv}'`);
+    const v = kv.slice(eq + 1).trim();
+    let parsed: unknown = v;
+    try {
+      parsed = JSON.parse(v);
+    } catch {
+      // a bare word stays a string
+    }
+    opts[kv.slice(0, eq).trim()] = parsed;
+  }
+  return [m[1], { weight, ...opts }];
+}
+
+/** The prune config from the flags given (defaults are the method's), checked against the method: usage errors. */
 export function pruneConfigFromArgs(a: PruneArgs): PruneConfig {
   if (!(a.sparsity >= 0 && a.sparsity < 1)) throw new UsageError(`--sparsity must be in [0, 1), got ${a.sparsity}`);
-  for (const k of ['iters', 'calib', 'batch'] as const) {
-    if (!(Number.isInteger(a[k]) && a[k] > 0)) throw new UsageError(`--${k} must be a positive integer, got ${a[k]}`);
+  const cfg: PruneConfig = { method: a.method, sparsity: a.sparsity, seed: a.seed, bnRecal: a['bn-recal'] };
+  if (a.calib !== undefined) cfg.calib = a.calib;
+  if (a.batch !== undefined) cfg.batchSize = a.batch;
+  if (a['keep-dense'] !== undefined) cfg.keepDense = a['keep-dense'];
+  const given: string[] = [];
+  for (const f of optionFlags()) {
+    const v = a[f.flag];
+    if (v === undefined) continue;
+    given.push(f.flag);
+    if (!f.methods.includes(a.method)) throw new UsageError(`--${f.flag} does not apply to method ${a.method} (it applies to ${f.methods.join(', ')})`);
+    const value = f.read ? f.read(v) : v;
+    if (f.path.length === 1) cfg[f.path[0]] = value;
+    else cfg[f.path[0]] = { ...(cfg[f.path[0]] as object | undefined), [f.path[1]]: value };
   }
-  return {
-    method: a.method as PruneMethod,
-    sparsity: a.sparsity,
-    iters: a.iters,
-    calib: a.calib,
-    batchSize: a.batch,
-    lr: a.lr,
-    seed: a.seed,
-    bnRecal: a['bn-recal'],
-    estimator: a.estimator as 'histogram' | 'kde',
-    gradMode: a['grad-mode'] as 'detached' | 'ste',
-    thresholdMode: a['threshold-mode'] as 'absolute' | 'relative',
-    teacherMode: a['teacher-mode'] as 'eval' | 'train',
-    objective: { control: a.control as 'abs' | 'pow2', lambda: a.lambda, temperature: a.temperature, reconstruction: a.reconstruction as 'kl' },
-    keepDense: a['keep-dense'],
-    erkPower: a['erk-power'],
-    ...(a.allocation === undefined ? {} : { allocation: readAllocation(a.allocation) }),
-    potIters: a['pot-iters'],
-    potImages: a['pot-images'],
+  if (a.term?.length) {
+    if (!registry.method(a.method).options.shape.objective) throw new UsageError(`--term does not apply to method ${a.method} (it has no objective)`);
+    cfg.objective = { ...(cfg.objective as object | undefined), terms: Object.fromEntries(a.term.map(parseTerm)) };
+  }
+  if (a['bn-recal'] && registry.method(a.method).bnRecal === 'never') throw new UsageError(`--bn-recal does not apply to method ${a.method}`);
+  const checked = checkPruneConfig(cfg);
+  const flagOf = (line: string) => {
+    const key = line.split(':')[0].split('.');
+    const f = optionFlags().find((o) => o.path.join('.') === key.join('.') || (o.path.length === 1 && o.path[0] === key[0]));
+    return f ? `--${f.flag}${line.slice(line.indexOf(':'))}` : line;
   };
+  if (!checked.spec) throw new UsageError(checked.problems.map(flagOf).join('; '));
+  if ('objective' in checked.spec.options.shape) {
+    try {
+      objectiveFromConfig(cfg.objective as ObjectiveConfig | undefined, registry.terms());
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  }
+  return cfg;
 }
 
 export const pruneCommand: CommandModule<object, PruneArgs> = {
   command: 'prune',
-  describe: 'sparsify a model with one method (fcpts or a baseline) and evaluate it',
+  describe: 'sparsify a model with one registered method (fcpts, a baseline or a plugin\'s) and evaluate it',
   builder,
   handler: (a) =>
     runCommand(a.verbose, async () => {
       if (!a.model && !a.arch) throw new UsageError('give --model <bundled name> or --arch with --weights and --dataset');
       if (a.model && a.arch) throw new UsageError('give either --model or --arch, not both');
+      const plugins = await loadPluginsOrUsage(a.plugin ?? []);
       selectBackend(a.backend);
       const cfg = pruneConfigFromArgs(a);
       const out = a.out ?? `runs/prune-${a.model ?? a.arch}-${a.method}-${a.sparsity}`;
-      const every = Math.max(1, Math.floor((cfg.iters ?? 1600) / 20));
+      const method = registry.method(cfg.method);
+      const iters = method.iterations?.(applicableConfig(cfg)) ?? 1;
+      const every = Math.max(1, Math.floor(iters / 20));
+      const spec: CellSpec = { model: a.model ?? null, arch: a.arch, weights: a.weights, dataset: a.dataset, dataDir: a['data-dir'], widthMult: a['width-mult'], evalImages: a['eval-images'], prune: cfg };
+      // everything knowable before work: the method's options, the checkpoint, keepDense and allocation vs the model
+      try {
+        prepareCell(spec);
+      } catch (e) {
+        if (e instanceof ArgumentError) throw new UsageError(e.message);
+        throw e;
+      }
       const r = await runCell(
-        { model: a.model ?? null, arch: a.arch, weights: a.weights, dataset: a.dataset, dataDir: a['data-dir'], widthMult: a['width-mult'], evalImages: a['eval-images'], prune: cfg },
+        spec,
         {
+          plugins,
           out,
           commit: gitCommit(),
           version: packageVersion(),
@@ -133,7 +206,7 @@ export const pruneCommand: CommandModule<object, PruneArgs> = {
           onStep: (s) => {
             if (s.step % every === 0) {
               const terms = Object.entries(s.terms).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ');
-              process.stderr.write(`iter ${s.step + 1}/${cfg.iters}: ${terms}, sparsity ${(100 * s.sparsity).toFixed(2)}%, lr ${s.lr.toExponential(2)}\n`);
+              process.stderr.write(`iter ${s.step + 1}/${iters}: ${terms}, sparsity ${(100 * s.sparsity).toFixed(2)}%, lr ${s.lr.toExponential(2)}\n`);
             }
           },
         },
@@ -145,3 +218,12 @@ export const pruneCommand: CommandModule<object, PruneArgs> = {
       }
     }),
 };
+
+/** Load --plugin files (before the flags are derived: see scripts/cli.ts); a bad plugin is a usage error. */
+export async function loadPluginsOrUsage(files: readonly string[]): Promise<PluginRecord[]> {
+  try {
+    return await loadPlugins(files);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}

@@ -6,10 +6,11 @@
 
 import type { Argv, CommandModule } from 'yargs';
 import { selectBackend } from '../../core/backend/select.js';
-import { ConfigError, loadConfig, type ExperimentConfig } from '../../experiments/runner/config.js';
+import { ConfigError, loadConfigWithPlugins, type ExperimentConfig } from '../../experiments/runner/config.js';
 import { expandGrid, inShard, matchesOnly, parseOnly, parseShard, shardFromEnv, unmatchedOnly, type Cell, type OnlyFilter, type Shard } from '../../experiments/runner/grid.js';
 import { makeProgress } from '../../experiments/runner/progress.js';
 import { runGrid } from '../../experiments/runner/run.js';
+import { registry } from '../../sparsity/index.js';
 import { gitCommit, runCommand, usageFailures, UsageError } from './common.js';
 import { packageVersion } from './version.js';
 import { existsSync, readFileSync } from 'node:fs';
@@ -29,12 +30,12 @@ interface RunArgs {
 }
 
 /** Load the config and select the cells; every problem here is a usage error (exit 2). */
-export function planRun(a: Pick<RunArgs, 'config' | 'only' | 'shard' | 'smoke'> & { 'dry-run'?: boolean }, env: NodeJS.ProcessEnv = process.env): { cfg: ExperimentConfig; all: Cell[]; cells: Cell[]; shard: Shard | null } {
+export async function planRun(a: Pick<RunArgs, 'config' | 'only' | 'shard' | 'smoke'> & { 'dry-run'?: boolean }, env: NodeJS.ProcessEnv = process.env): Promise<{ cfg: ExperimentConfig; all: Cell[]; cells: Cell[]; shard: Shard | null }> {
   let cfg: ExperimentConfig;
   let only: OnlyFilter = {};
   let shard: Shard | null;
   try {
-    cfg = loadConfig(a.config, { env, checkFiles: !a['dry-run'] });
+    cfg = await loadConfigWithPlugins(a.config, { env, checkFiles: !a['dry-run'] });
     if (a.only) only = parseOnly(a.only);
     shard = a.shard ? parseShard(a.shard) : shardFromEnv(env, cfg.shards);
   } catch (e) {
@@ -55,7 +56,8 @@ function printDryRun(cells: Cell[], out: string): void {
   for (const c of cells) {
     const done = existsSync(join(out, 'cells', c.key, 'result.json'));
     const p = c.spec.prune;
-    const opts = [`iters ${p.iters ?? 1600}`, `calib ${p.calib ?? 1024}`, `batch ${p.batchSize ?? 64}`];
+    const iters = registry.hasMethod(p.method) ? registry.method(p.method).iterations?.(p) : undefined;
+    const opts = [...(iters !== undefined ? [`iters ${iters}`] : []), `calib ${p.calib ?? 1024}`, `batch ${p.batchSize ?? 64}`];
     if (p.method === 'pot') opts.push(`potIters ${p.potIters ?? 2000}`);
     if (c.spec.evalImages) opts.push(`eval ${c.spec.evalImages} images`);
     if (c.spec.imageSize) opts.push(`crop ${c.spec.imageSize.crop}/${c.spec.imageSize.resize}`);
@@ -64,7 +66,7 @@ function printDryRun(cells: Cell[], out: string): void {
 }
 
 async function handler(a: RunArgs): Promise<void> {
-  const { cfg, all, cells, shard } = planRun(a);
+  const { cfg, all, cells, shard } = await planRun(a);
   const out = a.out ?? `runs/${cfg.name}${a.smoke ? '-smoke' : ''}`;
   const where = shard ? `shard ${shard.index}/${shard.count} (${shard.source}): ` : '';
   if (a['dry-run']) {
@@ -85,6 +87,7 @@ async function handler(a: RunArgs): Promise<void> {
     progress,
     resume: a.resume,
     reuse: a.reuse,
+    plugins: cfg.pluginRecords,
   });
   console.log(readFileSync(join(out, 'results.md'), 'utf8'));
   console.log(`ran ${s.ran.length}, skipped ${s.skipped.length} (already finished), ${s.reused.length ? `copied ${s.reused.length} (same spec finished in --reuse), ` : ''}failed ${s.failed.length}`);
