@@ -7,7 +7,10 @@ import { renameSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ArgumentError, backend, type Tensor } from '../core/index.js';
 import { saveSafetensors, type Module } from '../nn/index.js';
-import { checkPruneConfig, prunableLayers, prune, registry, type Correction, type PluginRecord, type PruneConfig, type Registry, type StepLog } from '../sparsity/index.js';
+import {
+  blockNames, checkPruneConfig, neededModules, objectiveFromConfig, prunableLayers, prune, registry,
+  type Correction, type ObjectiveConfig, type PluginRecord, type PruneConfig, type Registry, type StepLog,
+} from '../sparsity/index.js';
 import { loadExperiment, type Experiment } from './kit.js';
 
 export interface CellSpec {
@@ -69,13 +72,24 @@ export interface CellRunOptions {
 }
 
 /** Load the cell's model and check its options against the method and the model, before any data is read. */
-export function prepareCell(spec: CellSpec, reg: Registry = registry): Experiment {
+export function prepareCell(spec: CellSpec, reg: Registry = registry, loaded?: Experiment): Experiment {
   const checked = checkPruneConfig(spec.prune, { registry: reg });
   if (!checked.spec) throw new ArgumentError(checked.problems.join('; '));
-  const exp = loadExperiment({ model: spec.model ?? undefined, arch: spec.arch, weights: spec.weights, dataset: spec.dataset, dataDir: spec.dataDir, widthMult: spec.widthMult, imageSize: spec.imageSize });
+  const exp = loaded ?? loadCellModel(spec);
   checkAgainstModel(exp.model, spec.prune);
+  if ('objective' in checked.spec.options.shape) {
+    // the modules the objective's terms read must exist in the model
+    const objective = objectiveFromConfig(spec.prune.objective as ObjectiveConfig | undefined, reg.terms());
+    const have = new Set(exp.model.namedModules().map(([n]) => n));
+    const missing = neededModules(objective, blockNames(exp.model)).filter((n) => !have.has(n));
+    if (missing.length) throw new ArgumentError(`objective: the terms read module ${missing.map((m) => `'${m}'`).join(', ')}, which ${exp.arch} does not have (modules: ${[...have].filter(Boolean).slice(0, 8).join(', ')}, ...)`);
+  }
   return exp;
 }
+
+/** The cell's dense model and data (nothing read yet). */
+export const loadCellModel = (spec: CellSpec): Experiment =>
+  loadExperiment({ model: spec.model ?? undefined, arch: spec.arch, weights: spec.weights, dataset: spec.dataset, dataDir: spec.dataDir, widthMult: spec.widthMult, imageSize: spec.imageSize });
 
 /** keepDense names, and an allocation's layers and total, against the model's prunable layers. */
 export function checkAgainstModel(model: Module, cfg: PruneConfig): void {
@@ -91,7 +105,8 @@ export function checkAgainstModel(model: Module, cfg: PruneConfig): void {
     }
     const N = layers.reduce((a, l) => a + l.weight.size, 0);
     const total = layers.reduce((a, l) => a + alloc[l.name] * l.weight.size, 0) / N;
-    const want = cfg.method === 'fcpts' && typeof cfg.initSparsity === 'number' ? cfg.initSparsity : cfg.sparsity;
+    // an allocation is what the method starts from (initSparsity, where it takes one) or prunes to
+    const want = typeof cfg.initSparsity === 'number' ? cfg.initSparsity : cfg.sparsity;
     if (Math.abs(total - want) > layers.length / N + 1e-9) {
       throw new ArgumentError(`allocation: its layers total ${(100 * total).toFixed(3)}% sparsity, the target is ${(100 * want).toFixed(3)}%`);
     }

@@ -48,6 +48,7 @@ test('method and option combinations come from the registry', () => {
   usage(prune('--method', 'fcpts', '--pot-iters', '5'), /--pot-iters does not apply to method fcpts \(it applies to pot\)/);
   usage(prune('--method', 'lamp', '--lambda', '2'), /--lambda does not apply to method lamp/);
   usage(prune('--method', 'fcpts', '--term', 'nosuch=1'), /objective term 'nosuch' is not registered; registered terms: kl, mse, features, control/);
+  usage(prune('--method', 'erk-kd', '--term', 'features=0.5,modules=["layer1.0","layer9"]'), /objective: the terms read module 'layer9', which resnet20 does not have/);
 });
 
 test('names that match nothing in the model, and allocations that do not fit it', () => {
@@ -79,6 +80,9 @@ test('a missing plugin, and a config whose per-method options do not apply', () 
   usage(['run', cfg], /methodOptions\.uniform\.iters: applies to fcpts, erk-kd, not to uniform/);
   writeFileSync(cfg, 'model: fmnist-resnet20\nmethods: [given]\nsparsities: [0.5]\n');
   usage(['run', cfg], /cell given-s0\.5-seed0: allocation: method given needs an allocation/);
+  // known only with the model loaded, still before any cell runs
+  writeFileSync(cfg, 'model: fmnist-resnet20\nmethods: [lamp]\nsparsities: [0.5]\noptions: { keepDense: [nosuch] }\n');
+  usage(['run', cfg], /cell lamp-s0\.5-seed0: keepDense: no prunable layer named 'nosuch'/);
 });
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));

@@ -51,6 +51,9 @@ interface OptionFlag {
   methods: string[];
 }
 
+/** A schema's description, wherever in its optional wrappers `.describe()` was called. */
+const descriptionOf = (s: z.ZodType): string | undefined => s.description ?? (s instanceof z.ZodOptional ? descriptionOf(s.unwrap() as z.ZodType) : undefined);
+
 function yargsShape(schema: z.ZodType, describe: string): Options | null {
   const s = unwrap(schema);
   if (s instanceof z.ZodNumber) return { type: 'number', describe };
@@ -66,16 +69,17 @@ export function optionFlags(reg: Registry = registry): OptionFlag[] {
   const out: OptionFlag[] = [];
   for (const o of reg.optionKeys().values()) {
     const schema = unwrap(o.schemas[0]);
+    const about = descriptionOf(o.schemas[0]);
     const who = `[${o.methods.join(', ')}]`;
     if (o.key === 'allocation') {
       out.push({ flag: 'allocation', path: ['allocation'], yargs: { type: 'string', describe: `per-layer sparsities: a result.json or { "layer.weight": sparsity } ${who}` }, read: (v) => readAllocation(String(v)), methods: o.methods });
     } else if (schema instanceof z.ZodObject) {
       for (const [sub, subSchema] of Object.entries(schema.shape as Record<string, z.ZodType>)) {
-        const y = yargsShape(subSchema, `${unwrap(subSchema).description ?? `${o.key}.${sub}`} ${who}`);
+        const y = yargsShape(subSchema, `${descriptionOf(subSchema) ?? `${o.key}.${sub}`} ${who}`);
         if (y) out.push({ flag: kebab(sub), path: [o.key, sub], yargs: y, methods: o.methods });
       }
     } else {
-      const y = yargsShape(schema, `${schema.description ?? o.key} ${who}`);
+      const y = yargsShape(schema, `${about ?? o.key} ${who}`);
       if (y) out.push({ flag: kebab(o.key), path: [o.key], yargs: y, methods: o.methods });
     }
   }
@@ -111,9 +115,29 @@ function builder(y: Argv): Argv<PruneArgs> {
   return usageFailures(b.check((a) => checkNumbers(a, numeric)) as unknown as Argv<PruneArgs>);
 }
 
+/** Split on commas outside [...], {...} and "..." (so a JSON list can be an option's value). */
+function splitTopLevel(text: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let quoted = false;
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"' && text[i - 1] !== '\\') quoted = !quoted;
+    else if (!quoted && (c === '[' || c === '{')) depth++;
+    else if (!quoted && (c === ']' || c === '}')) depth--;
+    else if (!quoted && depth === 0 && c === ',') {
+      out.push(text.slice(start, i));
+      start = i + 1;
+    }
+  }
+  out.push(text.slice(start));
+  return out;
+}
+
 /** One --term value: NAME=WEIGHT[,key=value...] (values parsed as numbers, booleans or JSON where they parse). */
 function parseTerm(text: string): [string, TermConfig] {
-  const [head, ...rest] = text.split(',');
+  const [head, ...rest] = splitTopLevel(text);
   const m = /^([A-Za-z][A-Za-z0-9_-]*)=(.+)$/.exec(head.trim());
   const weight = m ? Number(m[2]) : NaN;
   if (!m || !Number.isFinite(weight)) throw new UsageError(`--term: expected NAME=WEIGHT[,option=value...], got '${text}'`);

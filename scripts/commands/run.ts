@@ -10,6 +10,9 @@ import { ConfigError, loadConfigWithPlugins, type ExperimentConfig } from '../..
 import { expandGrid, inShard, matchesOnly, parseOnly, parseShard, shardFromEnv, unmatchedOnly, type Cell, type OnlyFilter, type Shard } from '../../experiments/runner/grid.js';
 import { makeProgress } from '../../experiments/runner/progress.js';
 import { runGrid } from '../../experiments/runner/run.js';
+import { ArgumentError } from '../../core/index.js';
+import { loadCellModel, prepareCell } from '../../experiments/prune-cell.js';
+import type { Experiment } from '../../experiments/kit.js';
 import { registry } from '../../sparsity/index.js';
 import { gitCommit, runCommand, usageFailures, UsageError } from './common.js';
 import { packageVersion } from './version.js';
@@ -56,9 +59,11 @@ function printDryRun(cells: Cell[], out: string): void {
   for (const c of cells) {
     const done = existsSync(join(out, 'cells', c.key, 'result.json'));
     const p = c.spec.prune;
-    const iters = registry.hasMethod(p.method) ? registry.method(p.method).iterations?.(p) : undefined;
+    const m = registry.hasMethod(p.method) ? registry.method(p.method) : null;
+    const iters = m?.iterations?.(p);
     const opts = [...(iters !== undefined ? [`iters ${iters}`] : []), `calib ${p.calib ?? 1024}`, `batch ${p.batchSize ?? 64}`];
-    if (p.method === 'pot') opts.push(`potIters ${p.potIters ?? 2000}`);
+    // the method's other numeric options the cell sets (e.g. potIters)
+    for (const k of Object.keys(m?.options.shape ?? {})) if (k !== 'iters' && typeof p[k] === 'number') opts.push(`${k} ${p[k] as number}`);
     if (c.spec.evalImages) opts.push(`eval ${c.spec.evalImages} images`);
     if (c.spec.imageSize) opts.push(`crop ${c.spec.imageSize.crop}/${c.spec.imageSize.resize}`);
     console.log(`${String(c.index).padStart(4)}  ${c.key.padEnd(40)} ${(done ? 'done' : 'todo').padEnd(8)} ${opts.join(', ')}`);
@@ -76,6 +81,19 @@ async function handler(a: RunArgs): Promise<void> {
     return;
   }
   const b = selectBackend(a.backend);
+  // Everything knowable before work, for every selected cell: options against the method and the model (each model loaded once).
+  const models = new Map<string, Experiment>();
+  for (const c of cells) {
+    const key = JSON.stringify({ ...c.spec, prune: undefined, evalImages: undefined });
+    try {
+      if (!models.has(key)) models.set(key, loadCellModel(c.spec));
+      prepareCell(c.spec, registry, models.get(key));
+    } catch (e) {
+      if (e instanceof ArgumentError) throw new UsageError(`${a.config}: cell ${c.key}: ${e.message}`);
+      throw e;
+    }
+  }
+  models.clear();
   const progress = makeProgress(cells.length);
   progress.log(`${cfg.name}: ${where}${cells.length} of ${all.length} cells on backend ${b.name}${a.smoke ? ' (smoke settings)' : ''}; results in ${out}`);
   const s = await runGrid(cells, {

@@ -3,7 +3,7 @@
 
 import { z } from 'zod';
 import { erkKd as runErkKd } from '../fcpts.js';
-import { defineMethod, distillOptions } from './types.js';
+import { defineMethod, distillInputOf, distillOptions } from './types.js';
 
 export const erkKd = defineMethod({
   name: 'erk-kd',
@@ -13,10 +13,7 @@ export const erkKd = defineMethod({
   calibration: true,
   iterations: (o) => o.iters ?? 1600,
   run: async (ctx, o) => {
-    const r = await runErkKd(
-      { model: ctx.model, teacher: ctx.copy(), batch: ctx.calib.loader(), calibSize: ctx.calib.size, onStep: ctx.onStep, onNumericError: ctx.onNumericError, terms: ctx.terms },
-      { ...o, sparsity: ctx.sparsity, iters: o.iters ?? 1600, batchSize: ctx.calib.batchSize, keepDense: ctx.keepDense },
-    );
+    const r = await runErkKd(distillInputOf(ctx), { ...o, sparsity: ctx.sparsity, iters: o.iters ?? 1600, batchSize: ctx.calib.batchSize, keepDense: ctx.keepDense });
     return { masks: r.masks, history: r.history };
   },
 });

@@ -3,7 +3,7 @@
 
 import { z } from 'zod';
 import { fcpts as runFcpts } from '../fcpts.js';
-import { defineMethod, distillOptions } from './types.js';
+import { defineMethod, distillInputOf, distillOptions } from './types.js';
 
 export const fcpts = defineMethod({
   name: 'fcpts',
@@ -19,10 +19,7 @@ export const fcpts = defineMethod({
   calibration: true,
   iterations: (o) => o.iters ?? 1600,
   run: async (ctx, o) => {
-    const r = await runFcpts(
-      { model: ctx.model, teacher: ctx.copy(), batch: ctx.calib.loader(), calibSize: ctx.calib.size, onStep: ctx.onStep, onNumericError: ctx.onNumericError, terms: ctx.terms },
-      { ...o, sparsity: ctx.sparsity, iters: o.iters ?? 1600, batchSize: ctx.calib.batchSize, keepDense: ctx.keepDense },
-    );
+    const r = await runFcpts(distillInputOf(ctx), { ...o, sparsity: ctx.sparsity, iters: o.iters ?? 1600, batchSize: ctx.calib.batchSize, keepDense: ctx.keepDense });
     return { masks: r.masks, history: r.history, correction: r.correction };
   },
 });

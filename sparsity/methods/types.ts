@@ -9,7 +9,7 @@ import { z } from 'zod';
 import type { Tensor } from '../../core/index.js';
 import type { Module } from '../../nn/index.js';
 import type { Calibration } from '../calibration.js';
-import type { StepLog } from '../distill.js';
+import type { DistillInput, StepLog } from '../distill.js';
 import type { Correction } from '../fcpts.js';
 import type { Mask } from '../masks.js';
 import { objectiveConfigSchema, type TermSpec } from '../objective.js';
@@ -101,3 +101,14 @@ export const distillOptions = {
   erkPower,
   allocation: allocationSchema.describe('per-layer sparsities to start from (fcpts) or keep (erk-kd) instead of ERK'),
 };
+
+/** The distillation loop's input for a method run: the model, a frozen copy as teacher, augmented calibration batches. */
+export const distillInputOf = (ctx: MethodContext): DistillInput => ({
+  model: ctx.model,
+  teacher: ctx.copy(),
+  batch: ctx.calib.loader(),
+  calibSize: ctx.calib.size,
+  onStep: ctx.onStep,
+  onNumericError: ctx.onNumericError,
+  terms: ctx.terms,
+});
