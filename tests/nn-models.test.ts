@@ -39,6 +39,15 @@ test('resnet20 / resnet56 use option-B shortcuts named downsample.0 / downsample
   assert.not.ok(k.some((x) => x.startsWith('layer4')));
 });
 
+test("option-A CIFAR ResNets: option B's keys less the downsample entries; 1-channel 28x28 and odd map sides run", () => {
+  const a = init.skipInit(() => models.resnet32({ shortcut: 'A', numClasses: 10, inChannels: 1 }));
+  const b = Object.keys(init.skipInit(() => models.resnet32({ numClasses: 10, inChannels: 1 })).stateDict());
+  assert.equal(Object.keys(a.stateDict()), b.filter((k) => !k.includes('.downsample.')));
+  manualSeed(1);
+  // 28 -> 14 -> 7 and 13 -> 7 -> 4: the strided conv and x[:, :, ::2, ::2] both round odd sides up.
+  for (const side of [28, 13]) assert.equal([...noGrad(() => a.eval().call(randn([2, 1, side, side]))).shape], [2, 10]);
+});
+
 test('output shapes; stemStride / stemPool give small-input variants with the same keys', () => {
   manualSeed(0);
   const x = randn([1, 1, 28, 28]);

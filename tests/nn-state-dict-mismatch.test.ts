@@ -61,12 +61,12 @@ test('a whole-model mismatch stays short; architectureOf names what the checkpoi
   assert.ok(err.message.startsWith(`loadStateDict into CifarResNet: unexpected keys (216): ${extra.slice(0, 5).join(', ')}, ... (211 more)`), err.message);
   assert.not.ok(err.message.includes(extra[5]), 'the sixth key is not listed');
   assert.ok(err.message.length < 300, `${err.message.length} characters`);
-  assert.equal(architectureOf(r56keys), { arch: 'resnet56', matched: 344, total: 344 });
+  assert.equal(architectureOf(r56keys), { arch: 'resnet56', matched: 344, total: 344, shortcut: 'B' });
 });
 
 test('architectureOf: resnet18, resnet20 (not resnet56), mobilenetv2; partial key sets; null for unrelated keys', () => {
   const r20 = Object.keys(models.resnet20({ numClasses: 10 }).stateDict());
-  assert.equal(architectureOf(r20), { arch: 'resnet20', matched: 128, total: 128 });
+  assert.equal(architectureOf(r20), { arch: 'resnet20', matched: 128, total: 128, shortcut: 'B' });
   const r18 = Object.keys(models.resnet18({ numClasses: 10, stemStride: 1, stemPool: false }).stateDict());
   assert.equal(architectureOf(r18), { arch: 'resnet18', matched: 122, total: 122 });
   // A pre-0.4 PyTorch checkpoint has no num_batches_tracked (20 BatchNorms in resnet18) and a new head is dropped.
