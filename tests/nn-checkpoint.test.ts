@@ -116,7 +116,7 @@ test('ptslab convert: .pth (zip and legacy) to .safetensors, verified, I64 num_b
       expectValues(loadSafetensors(out), TINY_KEYS, `converted ${src}`);
       assert.match(readFileSync(out).toString('latin1', 0, 2000), /"1\.num_batches_tracked":\{"dtype":"I64"/);
     }
-    assert.throws(() => convertCheckpoint(FIX + 'tiny.pth', join(dir, 'back.pth')), (e: Error) => e instanceof CheckpointError && /must be a \.safetensors file/.test(e.message));
+    assert.throws(() => convertCheckpoint(FIX + 'tiny.pth', join(dir, 'back.bin')), (e: Error) => e instanceof CheckpointError && /must be a \.safetensors file or a torch\.save file/.test(e.message));
   } finally {
     rmSync(dir, { recursive: true });
   }
