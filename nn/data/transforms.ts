@@ -1,9 +1,10 @@
 // Transforms as data: a Transform is a list of plain step objects (resize, centre crop, random resized crop, flip,
-// random crop with padding) plus an optional normalisation, interpreted by applySteps / applyTransformRaw. Being
-// plain data, a transform crosses into the decode workers unchanged. Random steps draw from a core Generator in
-// torchvision's order (RandomResizedCrop: area, log-ratio, then top, left; flip: one uniform < p) with Python's
-// half-to-even round, so a sample's augmentation is fixed by its seed. Only core/random is imported, so decode
-// workers load no tensor or backend code. Presets: the ImageNet train/eval pipelines and small-image augmentation.
+// random crop with padding, to RGB, to grey) plus an optional normalisation, interpreted by applySteps /
+// applyTransformRaw. Being plain data, a transform crosses into the decode workers unchanged. Random steps draw from
+// a core Generator in torchvision's order (RandomResizedCrop: area, log-ratio, then top, left; flip: one uniform < p)
+// with Python's half-to-even round, so a sample's augmentation is fixed by its seed. Only core/random is imported,
+// so decode workers load no tensor or backend code. Presets: the ImageNet train/eval pipelines and small-image
+// augmentation.
 
 import { Generator } from '../../core/random.js';
 import { centerCrop, crop, hflip, pad, pyRound, resize, resizeShortSide, toFloatChw, toRgb } from './image-ops.js';
@@ -20,7 +21,9 @@ export type TransformStep =
   | { op: 'randomHorizontalFlip'; p?: number }
   /** torchvision RandomCrop(size, padding): zero-pad every side by `padding`, then a uniform size x size window. */
   | { op: 'randomCrop'; size: number; padding?: number }
-  | { op: 'toRgb' };
+  | { op: 'toRgb' }
+  /** PIL's convert('L'): one channel, L = (19595 R + 38470 G + 7471 B + 2^15) >> 16 (exact on grey pixels). */
+  | { op: 'toGrey' };
 
 export interface Transform {
   steps: readonly TransformStep[];
@@ -87,7 +90,19 @@ function applyStep(img: RawImage, s: TransformStep, rng: Generator): RawImage {
     }
     case 'toRgb':
       return toRgb(img);
+    case 'toGrey':
+      return toGrey(img);
   }
+}
+
+/** RGB to one channel as PIL's convert('L') does (ITU-R 601-2 luma in 16-bit fixed point); grey images pass through. */
+export function toGrey(img: RawImage): RawImage {
+  if (img.channels === 1) return img;
+  const n = img.height * img.width;
+  const out = new Uint8Array(n);
+  const d = img.data;
+  for (let i = 0; i < n; i++) out[i] = (d[3 * i] * 19595 + d[3 * i + 1] * 38470 + d[3 * i + 2] * 7471 + 0x8000) >>> 16;
+  return { data: out, height: img.height, width: img.width, channels: 1 };
 }
 
 /** The transformed uint8 image (everything but ToTensor/Normalize). */
