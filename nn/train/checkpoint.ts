@@ -1,34 +1,19 @@
 // Training checkpoints: one safetensors file holding the model's state dict (parameters and BN buffers, F32 with
 // num_batches_tracked as I64), the optimizer's momentum buffers under `optim.momentum.<param name>`, and the loop
 // state (epoch, batch within the epoch, iteration, history, config) as JSON in the `ptslab_train_state` metadata
-// entry. Written atomically: a temporary file in the same folder, then rename, so a killed run never leaves a torn
-// checkpoint. The random state needs no entry: augmentation and shuffling are functions of (seed, epoch, index) and
-// dropout is reseeded from (seed, iteration) before every step.
+// entry. Written atomically and fsynced (nn/io/atomic.ts: temporary file, fsync, rename, fsync of the folder), so a
+// killed run never leaves a torn checkpoint. The random state needs no entry: augmentation and shuffling are
+// functions of (seed, epoch, index) and dropout is reseeded from (seed, iteration) before every step.
 
-import { renameSync, writeFileSync, unlinkSync, readFileSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { writeAtomic } from '../io/atomic.js';
 import { fromStorage, type Tensor } from '../../core/index.js';
 import { CheckpointError, readSafetensors, serializeSafetensors, type Module, type Optimizer } from '../index.js';
 
 const MOMENTUM = 'optim.momentum.';
 const STATE_KEY = 'ptslab_train_state';
 
-/** Write bytes or text to `file` atomically (temporary file beside it, then rename). */
-export function writeAtomic(file: string, data: Uint8Array | string): void {
-  mkdirSync(dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  try {
-    writeFileSync(tmp, data);
-    renameSync(tmp, file);
-  } catch (e) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // nothing to clean
-    }
-    throw e;
-  }
-}
+export { writeAtomic } from '../io/atomic.js';
 
 /** Save model + momentum buffers + loop state to `file` (atomically). `buffers` overrides the model's buffers. */
 export function saveTrainCheckpoint<S>(file: string, model: Module, optimizer: Optimizer<any>, state: S, buffers?: Record<string, Tensor>): void {
