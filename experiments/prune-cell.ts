@@ -1,12 +1,13 @@
 // One pruning cell, end to end: load the dense model and its data with the experiment kit (experiments/kit.ts),
 // check the options against the method and the model before any work, prune with sparsity/prune.ts, evaluate, and write DIR/model.safetensors,
 // DIR/result.json and DIR/history.json (FCPTS curves). `ptslab prune` is a thin CLI over this; `ptslab run` calls it
-// once per grid cell. Files are written atomically (temporary file + rename).
+// once per grid cell. Files are written atomically and fsynced (nn/io/atomic.ts).
 
-import { renameSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ArgumentError, backend, type Tensor } from '../core/index.js';
-import { saveSafetensors, type Module } from '../nn/index.js';
+import { serializeSafetensors, type Module } from '../nn/index.js';
+import { writeAtomic, writeJsonAtomic } from '../nn/io/atomic.js';
 import {
   blockNames, checkPruneConfig, neededModules, objectiveFromConfig, prunableLayers, prune, registry,
   type Correction, type ObjectiveConfig, type PluginRecord, type PruneConfig, type Registry, type StepLog,
@@ -21,6 +22,14 @@ export interface CellSpec {
   dataset?: string;
   dataDir?: string;
   widthMult?: number;
+  shortcut?: 'A' | 'B';
+  /** Prefix renames of the checkpoint's keys ('linear.=fc.'). */
+  rename?: string[];
+  /** image-folder: input side, normalisation and calibration augmentation (experiments/kit.ts). */
+  folderImageSize?: number;
+  mean?: number[];
+  std?: number[];
+  augment?: 'none' | 'cifar' | 'imagenet';
   /** How many held-out images to evaluate (default all). */
   evalImages?: number;
   /** ImageNet only: training crop and evaluation resize/crop sides (default 224 / 256; the FCPTS code used 224 / 224). */
@@ -55,11 +64,8 @@ export interface CellResult {
   plugins?: PluginRecord[];
 }
 
-export function writeJsonAtomic(path: string, value: unknown): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`);
-  renameSync(tmp, path);
-}
+/** Pretty-printed JSON written atomically and fsynced (the runner's cell.json, run.json, error.json go through it too). */
+export { writeJsonAtomic };
 
 export interface CellRunOptions {
   out: string | null;
@@ -67,6 +73,8 @@ export interface CellRunOptions {
   version: string;
   onStep?: (log: StepLog) => void;
   log?: (line: string) => void;
+  /** Evaluation progress (images done of total), of the dense and of the pruned model. */
+  onEval?: (done: number, total: number) => void;
   /** Plugins loaded for this cell (recorded in result.json with their sha256). */
   plugins?: PluginRecord[];
 }
@@ -89,7 +97,8 @@ export function prepareCell(spec: CellSpec, reg: Registry = registry, loaded?: E
 
 /** The cell's dense model and data (nothing read yet). */
 export const loadCellModel = (spec: CellSpec): Experiment =>
-  loadExperiment({ model: spec.model ?? undefined, arch: spec.arch, weights: spec.weights, dataset: spec.dataset, dataDir: spec.dataDir, widthMult: spec.widthMult, imageSize: spec.imageSize });
+  loadExperiment({ model: spec.model ?? undefined, arch: spec.arch, weights: spec.weights, dataset: spec.dataset, dataDir: spec.dataDir, widthMult: spec.widthMult, shortcut: spec.shortcut, rename: spec.rename, imageSize: spec.imageSize,
+    folderImageSize: spec.folderImageSize, mean: spec.mean, std: spec.std, augment: spec.augment });
 
 /** keepDense names, and an allocation's layers and total, against the model's prunable layers. */
 export function checkAgainstModel(model: Module, cfg: PruneConfig): void {
@@ -118,19 +127,18 @@ export async function runCell(spec: CellSpec, o: CellRunOptions): Promise<CellRe
   let denseTop1 = spec.denseTop1 ?? (spec.evalImages || spec.imageSize ? null : exp.recordedTop1);
   if (denseTop1 === null) {
     o.log?.('evaluating the dense model');
-    denseTop1 = (await exp.evaluate(exp.model, { images: spec.evalImages })).top1;
+    denseTop1 = (await exp.evaluate(exp.model, { images: spec.evalImages, onBatch: o.onEval })).top1;
   }
   const onNumericError = (state: Record<string, Tensor>): string | void => {
     if (!o.out) return;
     mkdirSync(o.out, { recursive: true });
     const file = join(o.out, 'last-good.safetensors');
-    saveSafetensors(`${file}.tmp-${process.pid}`, state);
-    renameSync(`${file}.tmp-${process.pid}`, file);
+    writeAtomic(file, serializeSafetensors(state));
     return file;
   };
   const outcome = await prune({ model: exp.model, makeModel: exp.makeModel, calibSource: exp.calibSource, calibSourcePlain: exp.calibSourcePlain, onStep: o.onStep, log: o.log, onNumericError }, spec.prune);
   o.log?.(`pruned in ${outcome.seconds.toFixed(1)} s; evaluating`);
-  const acc = await exp.evaluate(exp.model, { images: spec.evalImages });
+  const acc = await exp.evaluate(exp.model, { images: spec.evalImages, onBatch: o.onEval });
   const result: CellResult = {
     method: spec.prune.method,
     model: exp.name,
@@ -155,9 +163,10 @@ export async function runCell(spec: CellSpec, o: CellRunOptions): Promise<CellRe
   };
   if (o.out) {
     mkdirSync(o.out, { recursive: true });
-    const tmp = join(o.out, `model.safetensors.tmp-${process.pid}`);
-    saveSafetensors(tmp, exp.model.stateDict(), { method: result.method, sparsity: String(result.achievedSparsity) });
-    renameSync(tmp, join(o.out, 'model.safetensors'));
+    writeAtomic(join(o.out, 'model.safetensors'), serializeSafetensors(exp.model.stateDict(), {
+      method: result.method, sparsity: String(result.achievedSparsity), arch: exp.arch, dataset: exp.dataset,
+      ...((exp.model as { shortcut?: string }).shortcut ? { shortcut: (exp.model as { shortcut?: string }).shortcut! } : {}),
+    }));
     writeJsonAtomic(join(o.out, 'history.json'), outcome.history);
     writeJsonAtomic(join(o.out, 'result.json'), result);
   }

@@ -13,4 +13,6 @@ export * as models from './models/index.js';
 export { CheckpointError, StateDictError } from './errors.js';
 export { loadSafetensors, saveSafetensors, readSafetensors, parseSafetensors, serializeSafetensors, type SafetensorsFile, type SaveSafetensorsOptions } from './io/safetensors.js';
 export { loadCheckpoint, loadTorchCheckpoint, parseCheckpoint, detectFormat, type CheckpointFormat } from './io/checkpoint.js';
+export { readPublishedCheckpoint, parseRename, fillBatchNormBuffers, loadPublished, suggestRenames, STATE_DICT_WRAPPERS, type PublishedCheckpoint, type ReadPublishedOptions, type LoadPublishedOptions, type LoadPublishedReport, type ExtraValue } from './io/published.js';
+export { serializeTorchZip, saveTorch, torchSaveDType, TORCH_STORAGE_ALIGNMENT, type SaveTorchOptions, type TorchSaveDType } from './io/torch-save.js';
 export * from './optim/index.js';

@@ -37,7 +37,7 @@ writeFileSync(join(tornMeta, 'run.json'), '<<<<<<< HEAD');
 const BACKENDS = ['reference', 'cpu', 'auto'];
 const MODELS = BUNDLED_MODELS.map((m) => m.name);
 const train = ['train', '--arch', 'resnet20', '--dataset', 'mnist', '--data-dir', data, '--epochs', '1', '--batch', '8', '--out', join(dir, 'never')];
-const evalW = ['eval', '--arch', 'resnet20', '--dataset', 'mnist', '--data-dir', data, '--weights', weights, '--limit', '4'];
+const evalW = ['eval', '--arch', 'resnet20', '--dataset', 'mnist', '--data-dir', data, '--weights', weights, '--eval-images', '4'];
 const prune = ['prune', '--arch', 'resnet20', '--dataset', 'mnist', '--data-dir', data, '--weights', weights, '--method', 'uniform', '--sparsity', '0.5', '--calib', '8', '--eval-images', '8', '--out', join(dir, 'never')];
 
 /** Replace (or add) one flag's value in an argument list. */
@@ -87,7 +87,7 @@ const usage: Usage[] = [
   { args: withFlag(train, '--label-smoothing', '1'), expect: ['--label-smoothing', '[0, 1)'] },
   { args: [...train, '--epochs', '2'], expect: ['--epochs'] },
   { args: withFlag(train, '--arch', null), expect: ['arch'] },
-  { args: withFlag(evalW, '--limit', '0'), expect: ['--limit'] },
+  { args: withFlag(evalW, '--eval-images', '0'), expect: ['--eval-images'] },
   { args: withFlag(prune, '--sparsity', '1'), expect: ['--sparsity'] },
   { args: withFlag(prune, '--temperature', '0'), expect: ['--temperature'] },
   { args: withFlag(prune, '--model', MODELS[0]), expect: ['--model', '--arch'] },

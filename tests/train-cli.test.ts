@@ -22,7 +22,7 @@ test('eval --json prints exactly one { top1, top5, count } object', () => {
   manualSeed(1);
   const w = join(dir, 'r20.safetensors');
   saveSafetensors(w, buildModel('resnet20', { numClasses: 10, inChannels: 1, inputSize: 28 }).stateDict());
-  const r = run('eval', '--arch', 'resnet20', '--weights', w, '--dataset', 'mnist', '--limit', '24', '--batch', '12', '--json');
+  const r = run('eval', '--arch', 'resnet20', '--weights', w, '--dataset', 'mnist', '--eval-images', '24', '--batch', '12', '--json');
   assert.is(r.status, 0, r.stderr);
   const lines = r.stdout.trim().split('\n');
   assert.is(lines.length, 1, r.stdout);
@@ -59,7 +59,7 @@ test('usage errors exit 2 with one line; a missing weights file exits 1', () => 
   const missing = run('eval', '--arch', 'resnet20', '--dataset', 'mnist');
   assert.is(missing.status, 2);
   assert.is(missing.stderr.trim().split('\n').length, 1, missing.stderr);
-  const gone = run('eval', '--arch', 'resnet20', '--weights', '/nonexistent/w.safetensors', '--dataset', 'mnist', '--limit', '1');
+  const gone = run('eval', '--arch', 'resnet20', '--weights', '/nonexistent/w.safetensors', '--dataset', 'mnist', '--eval-images', '1');
   assert.is(gone.status, 1);
   assert.match(gone.stderr, /\/nonexistent\/w\.safetensors/);
   const noDir = run('train', '--arch', 'resnet20', '--dataset', 'cifar10', '--epochs', '1');

@@ -71,6 +71,14 @@ const model = z.strictObject({
   dataset: z.enum(DATASETS),
   dataDir: z.string(),
   widthMult: z.number().positive(),
+  shortcut: z.enum(['A', 'B']),
+  /** Prefix renames of the checkpoint's keys, in order ('linear.=fc.'). */
+  rename: z.array(z.string().regex(/^[^=\s]+=[^=\s]*$/, "a rule is FROM=TO, e.g. 'linear.=fc.'")),
+  /** image-folder: per-channel normalisation (0-1 scale), input side, calibration augmentation. */
+  mean: z.array(z.number()).min(1),
+  std: z.array(z.number().positive()).min(1),
+  imageSize: z.number().int().positive(),
+  augment: z.enum(['none', 'cifar', 'imagenet']),
 }).partial();
 
 const name = z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only');
@@ -155,7 +163,7 @@ export function substituteEnv(value: string, at: string, env: NodeJS.ProcessEnv,
 
 function checkModel(m: z.infer<typeof model>, problems: string[], checkFiles: boolean): void {
   if (m.name !== undefined) {
-    const other = (['arch', 'weights', 'dataset', 'dataDir', 'widthMult'] as const).filter((k) => m[k] !== undefined);
+    const other = (['arch', 'weights', 'dataset', 'dataDir', 'widthMult', 'shortcut', 'rename', 'mean', 'std', 'imageSize', 'augment'] as const).filter((k) => m[k] !== undefined);
     if (other.length) problems.push(`model.${other[0]}: not allowed with a bundled model (model.name)`);
     else if (!BUNDLED_MODELS.some((b) => b.name === m.name)) {
       problems.push(`model.name: expected one of ${BUNDLED_MODELS.map((b) => b.name).join(', ')}`);
@@ -167,6 +175,9 @@ function checkModel(m: z.infer<typeof model>, problems: string[], checkFiles: bo
   }
   for (const k of ['arch', 'weights', 'dataset'] as const) if (m[k] === undefined) problems.push(`model.${k}: required (or give model.name, a bundled model)`);
   if (m.dataset && DATASET_INFO[m.dataset].needsDir && m.dataDir === undefined) problems.push(`model.dataDir: required for dataset ${m.dataset}`);
+  for (const k of ['mean', 'std', 'imageSize', 'augment'] as const) if (m[k] !== undefined && m.dataset !== 'image-folder') problems.push(`model.${k}: applies to dataset image-folder, not ${m.dataset}`);
+  if ((m.mean === undefined) !== (m.std === undefined)) problems.push(`model.${m.mean === undefined ? 'mean' : 'std'}: required with model.${m.mean === undefined ? 'std' : 'mean'}`);
+  else if (m.mean && m.std && m.mean.length !== m.std.length) problems.push(`model.std: ${m.std.length} values, model.mean has ${m.mean.length}`);
   if (!checkFiles) return;
   if (m.weights && !(existsSync(m.weights) && statSync(m.weights).isFile())) problems.push(`model.weights: file not found: ${m.weights}`);
   if (m.dataDir && !(existsSync(m.dataDir) && statSync(m.dataDir).isDirectory())) problems.push(`model.dataDir: folder not found: ${m.dataDir}`);

@@ -7,9 +7,10 @@
 // seed) already finished in one of them is copied instead of run again (e.g. the ablation grid's `default` rows are
 // the main grid's FCPTS and erk-kd cells); its cell.json names where it came from, its result.json is the original.
 
-import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { applicableConfig, registry, type PluginRecord } from '../../sparsity/index.js';
+import { copyFileAtomic } from '../../nn/io/atomic.js';
 import { readJsonFile } from '../json-file.js';
 import { runCell, writeJsonAtomic, type CellResult, type CellSpec } from '../prune-cell.js';
 import type { Cell } from './grid.js';
@@ -84,10 +85,9 @@ function finishedBySpec(dirs: readonly string[]): Map<string, string> {
 function copyCell(from: string, dir: string, meta: CellMeta, spec: CellSpec): void {
   mkdirSync(dir, { recursive: true });
   for (const f of ['error.json', 'result.json', 'history.json', 'model.safetensors']) rmSync(join(dir, f), { force: true });
-  for (const f of ['history.json', 'model.safetensors']) if (existsSync(join(from, f))) copyFileSync(join(from, f), join(dir, f));
+  for (const f of ['history.json', 'model.safetensors']) if (existsSync(join(from, f))) copyFileAtomic(join(from, f), join(dir, f));
   writeJsonAtomic(join(dir, 'cell.json'), { ...meta, spec, reusedFrom: from });
-  copyFileSync(join(from, 'result.json'), join(dir, 'result.json.tmp'));
-  renameSync(join(dir, 'result.json.tmp'), join(dir, 'result.json'));
+  copyFileAtomic(join(from, 'result.json'), join(dir, 'result.json'));
 }
 
 const metaOf = (c: Cell, config: string): CellMeta => ({ key: c.key, index: c.index, method: c.method, sparsity: c.sparsity, seed: c.seed, ablation: c.ablation, config });
@@ -139,6 +139,7 @@ export async function runGrid(cells: Cell[], o: RunGridOptions): Promise<RunSumm
         version: o.version,
         plugins: o.plugins,
         onStep: (s) => o.progress.step(s),
+        onEval: (done, total) => o.progress.evaluating(done, total),
         log: (l) => o.progress.log(`${c.key}: ${l}`),
       });
       dense.set(denseKey(c.spec), r.denseTop1);

@@ -37,6 +37,8 @@ export interface TrainConfig {
   /** Linear warm-up length in iterations. */
   warmupIters: number;
   widthMult?: number | null;
+  /** CIFAR ResNets' shortcut type, when given ('B' is the default). */
+  shortcut?: 'A' | 'B';
   /** Checkpoint every this many iterations besides each epoch end (0: epoch ends only). */
   checkpointEvery: number;
   backend: string;
@@ -108,7 +110,7 @@ export interface TrainResult {
 export const checkpointFile = (out: string) => join(out, 'checkpoint.safetensors');
 
 /** Config fields that must match between a checkpoint and a resumed run. */
-const PINNED: Array<keyof TrainConfig> = ['arch', 'dataset', 'epochs', 'lr', 'batch', 'wd', 'seed', 'momentum', 'nesterov', 'labelSmoothing', 'warmupIters', 'widthMult'];
+const PINNED: Array<keyof TrainConfig> = ['arch', 'dataset', 'epochs', 'lr', 'batch', 'wd', 'seed', 'momentum', 'nesterov', 'labelSmoothing', 'warmupIters', 'widthMult', 'shortcut'];
 
 function firstNonFinite(data: ArrayLike<number>): number {
   for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) return i;

@@ -65,4 +65,33 @@ export interface ModelArgs {
   dataset?: string;
   'data-dir'?: string;
   'width-mult'?: number;
+  shortcut?: 'A' | 'B';
 }
+
+/** Comma-separated numbers (--mean 0.5,0.5,0.5); a usage error naming the flag otherwise. */
+export function numberList(flag: string, text: string | undefined): number[] | undefined {
+  if (text === undefined) return undefined;
+  const xs = String(text).split(',').map((t) => Number(t.trim()));
+  if (!xs.length || xs.some((x) => !Number.isFinite(x))) throw new UsageError(`--${flag} must be comma-separated numbers, one per channel (0-1 scale), got '${text}'`);
+  return xs;
+}
+
+/** The image-folder flags of eval and prune. */
+export const FOLDER_OPTIONS = {
+  mean: { type: 'string', describe: 'image-folder: per-channel mean, comma-separated, 0-1 scale (with --std)' },
+  std: { type: 'string', describe: 'image-folder: per-channel std, comma-separated, 0-1 scale (with --mean)' },
+  augment: { choices: ['none', 'cifar', 'imagenet'], describe: 'image-folder: calibration augmentation (cifar: pad 4, random crop, flip; imagenet: RandomResizedCrop + flip; default none)' },
+} as const;
+
+/** The --rename flag of every command that loads --weights. */
+export const RENAME_OPTION = {
+  type: 'array',
+  string: true,
+  describe: "rename checkpoint keys by prefix, FROM=TO, in order (repeatable): e.g. 'linear.=fc.' for the common CIFAR ResNets; a 'module.' prefix on every key is stripped anyway",
+} as const;
+
+/** The --shortcut flag of every command that takes --arch (CIFAR ResNets). */
+export const SHORTCUT_OPTION = {
+  choices: ['A', 'B'],
+  describe: "CIFAR ResNets' shortcuts: A (parameter-free: subsample + zero-pad channels, He et al.) or B (1x1 conv + BN; default)",
+} as const;

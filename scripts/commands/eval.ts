@@ -1,53 +1,52 @@
 // `ptslab eval`: top-1 / top-5 accuracy (percent) and the image count of a bundled model (--model NAME, on its own
 // dataset's held-out split) or of any weights file (--arch A --weights W --dataset D). --json prints exactly one
-// object { "top1", "top5", "count" } on stdout. --limit N evaluates the first N held-out images only.
+// object { "top1", "top5", "count" } on stdout. --eval-images N evaluates the seeded subset of N held-out images
+// that `ptslab prune --eval-images N` evaluates (experiments/kit.ts: one name, one meaning).
 
 import type { CommandModule } from 'yargs';
+import { ArgumentError } from '../../core/index.js';
 import { selectBackend } from '../../core/backend/select.js';
-import { loadCheckpoint, type Module } from '../../nn/index.js';
-import { Subset } from '../../nn/data/index.js';
-import { ARCHS, DATASETS, DATASET_INFO, buildModel, evaluate, loadDataset, type Arch, type DatasetName } from '../../nn/train/index.js';
-import { BUNDLED_MODELS, loadBundledModel } from '../../experiments/models/index.js';
-import { UsageError, backendChoices, checkNumbers, runCommand, usageFailures, type ModelArgs } from './common.js';
+import { ARCHS, DATASETS } from '../../nn/train/index.js';
+import { BUNDLED_MODELS, bundledModelInfo } from '../../experiments/models/index.js';
+import { loadExperiment, type Experiment } from '../../experiments/kit.js';
+import { FOLDER_OPTIONS, RENAME_OPTION, SHORTCUT_OPTION, UsageError, numberList, backendChoices, checkNumbers, runCommand, usageFailures, type ModelArgs } from './common.js';
 
 interface EvalArgs extends ModelArgs {
   batch: number;
-  limit?: number;
+  'image-size'?: number;
+  rename?: string[];
+  mean?: string;
+  std?: string;
+  'eval-images'?: number;
   json: boolean;
   backend?: string;
   verbose?: boolean;
 }
 
 async function handler(a: EvalArgs): Promise<void> {
-  let model: Module;
-  let dataset: DatasetName;
-  let label: string;
-  if (a.model) {
-    if (a.arch || a.weights) throw new UsageError('eval: give either --model NAME or --arch with --weights, not both');
-    const b = selectBackend(a.backend);
-    const { model: m, info } = loadBundledModel(a.model);
-    const trainedOn = info.record?.backend;
-    if (trainedOn && trainedOn !== b.name) process.stderr.write(`note: ${a.model}'s recorded accuracy was measured on backend '${trainedOn}', this is '${b.name}': figures may differ in the last digit\n`);
-    if (a.dataset && a.dataset !== info.dataset) throw new UsageError(`eval: bundled model '${a.model}' is trained on ${info.dataset}, not ${a.dataset}`);
-    model = m;
-    dataset = info.dataset;
-    label = a.model;
-  } else {
-    if (!a.arch || !a.weights || !a.dataset) throw new UsageError('eval: give --model NAME, or --arch, --weights and --dataset');
-    dataset = a.dataset as DatasetName;
-    const info = DATASET_INFO[dataset];
-    if (info.needsDir && !a['data-dir']) throw new UsageError(`eval: --dataset ${dataset} needs --data-dir`);
-    selectBackend(a.backend);
-    model = buildModel(a.arch as Arch, { numClasses: info.numClasses, inChannels: info.channels, inputSize: info.size, widthMult: a['width-mult'] });
-    model.loadStateDict(loadCheckpoint(a.weights));
-    label = `${a.arch} ${a.weights}`;
+  if (a.model && (a.arch || a.weights)) throw new UsageError('eval: give either --model NAME or --arch with --weights, not both');
+  if (!a.model && (!a.arch || !a.weights || !a.dataset)) throw new UsageError('eval: give --model NAME, or --arch, --weights and --dataset');
+  const b = selectBackend(a.backend);
+  let exp: Experiment;
+  try {
+    const folder = { folderImageSize: a['image-size'], mean: numberList('mean', a.mean), std: numberList('std', a.std) };
+    exp = loadExperiment(a.model ? { model: a.model, dataDir: a['data-dir'], ...folder } : {
+      arch: a.arch, weights: a.weights, dataset: a.dataset, dataDir: a['data-dir'], widthMult: a['width-mult'], shortcut: a.shortcut, rename: a.rename,
+      ...folder,
+    });
+  } catch (e) {
+    if (e instanceof ArgumentError) throw new UsageError(e.message);
+    throw e;
   }
-  const full = loadDataset(dataset, 'test', { dataDir: a['data-dir'] });
-  const n = Math.min(a.limit ?? full.length, full.length);
-  const test = n < full.length ? new Subset(full, Int32Array.from({ length: n }, (_, i) => i)) : full;
-  const acc = await evaluate(model, test, { batchSize: a.batch });
+  if (a.model) {
+    const trainedOn = bundledModelInfo(a.model).record?.backend;
+    if (trainedOn && trainedOn !== b.name) process.stderr.write(`note: ${a.model}'s recorded accuracy was measured on backend '${trainedOn}', this is '${b.name}': figures may differ in the last digit\n`);
+    if (a.dataset && a.dataset !== exp.dataset) throw new UsageError(`eval: bundled model '${a.model}' is trained on ${exp.dataset}, not ${a.dataset}`);
+  }
+  const acc = await exp.evaluate(exp.model, { images: a['eval-images'], batchSize: a.batch });
+  const label = a.model ?? `${a.arch} ${a.weights}`;
   if (a.json) console.log(JSON.stringify({ top1: acc.top1, top5: acc.top5, count: acc.count }));
-  else console.log(`${label} on ${dataset} (${acc.count} images): top-1 ${acc.top1.toFixed(2)}% (${acc.correct1}), top-5 ${acc.top5.toFixed(2)}% (${acc.correct5})`);
+  else console.log(`${label} on ${exp.dataset} (${acc.count} images): top-1 ${acc.top1.toFixed(2)}% (${acc.correct1}), top-5 ${acc.top5.toFixed(2)}% (${acc.correct5})`);
 }
 
 const command: CommandModule<object, EvalArgs> = {
@@ -62,12 +61,17 @@ const command: CommandModule<object, EvalArgs> = {
         .option('dataset', { type: 'string', choices: DATASETS, describe: 'dataset (its held-out split is used)' })
         .option('data-dir', { type: 'string', describe: 'folder of the dataset files' })
         .option('width-mult', { type: 'number', describe: 'MobileNetV2 width multiplier of --weights' })
+        .option('shortcut', SHORTCUT_OPTION)
+        .option('rename', RENAME_OPTION)
+        .option('image-size', { type: 'number', describe: 'image-folder: resize the short side to N and centre-crop N x N (nothing when already N x N)' })
+        .option('mean', FOLDER_OPTIONS.mean)
+        .option('std', FOLDER_OPTIONS.std)
         .option('batch', { type: 'number', default: 256, describe: 'batch size' })
-        .option('limit', { type: 'number', describe: 'evaluate only the first N held-out images' })
+        .option('eval-images', { type: 'number', describe: 'evaluate on a seeded subset of N held-out images (the same subset as ptslab prune --eval-images N)' })
         .option('json', { type: 'boolean', default: false, describe: 'print one JSON object { top1, top5, count }' })
         .option('backend', { type: 'string', choices: backendChoices(), describe: 'backend (default: PTSLAB_BACKEND, else auto)' })
         .option('verbose', { type: 'boolean', describe: 'print stacks on errors' })
-        .check((a) => checkNumbers(a, { 'width-mult': '>0', batch: 'int>0', limit: 'int>0' })),
+        .check((a) => checkNumbers(a, { 'width-mult': '>0', batch: 'int>0', 'eval-images': 'int>0', 'image-size': 'int>0' })),
     ),
   handler: (a) => runCommand(a.verbose, () => handler(a)),
 };

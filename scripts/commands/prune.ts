@@ -13,10 +13,11 @@ import {
   type ObjectiveConfig, type PluginRecord, type PruneConfig, type Registry, type TermConfig,
 } from '../../sparsity/index.js';
 import { prepareCell, runCell, type CellSpec } from '../../experiments/prune-cell.js';
+import { makeProgress } from '../../experiments/runner/progress.js';
 import { readAllocation } from '../../experiments/allocation-file.js';
 import { BUNDLED_MODELS } from '../../experiments/models/index.js';
 import { ARCHS, DATASETS } from '../../nn/train/index.js';
-import { backendChoices, checkNumbers, gitCommit, runCommand, usageFailures, UsageError, type ModelArgs } from './common.js';
+import { FOLDER_OPTIONS, RENAME_OPTION, SHORTCUT_OPTION, backendChoices, numberList, checkNumbers, gitCommit, runCommand, usageFailures, UsageError, type ModelArgs } from './common.js';
 import { packageVersion } from './version.js';
 
 interface PruneArgs extends ModelArgs {
@@ -30,6 +31,11 @@ interface PruneArgs extends ModelArgs {
   term?: string[];
   plugin?: string[];
   'eval-images'?: number;
+  'image-size'?: number;
+  rename?: string[];
+  mean?: string;
+  std?: string;
+  augment?: 'none' | 'cifar' | 'imagenet';
   out?: string;
   json: boolean;
   backend?: string;
@@ -94,6 +100,8 @@ function builder(y: Argv): Argv<PruneArgs> {
     .option('dataset', { type: 'string', choices: DATASETS })
     .option('data-dir', { type: 'string' })
     .option('width-mult', { type: 'number' })
+    .option('shortcut', SHORTCUT_OPTION)
+        .option('rename', RENAME_OPTION)
     .option('method', { choices: registry.methodNames(), demandOption: true, describe: registry.methods().map((m) => `${m.name}: ${m.description}`).join('; ') })
     .option('sparsity', { type: 'number', demandOption: true, describe: 'global target in [0, 1)' })
     .option('calib', { type: 'number', describe: 'calibration images (default 1024)' })
@@ -103,14 +111,16 @@ function builder(y: Argv): Argv<PruneArgs> {
     .option('keep-dense', { type: 'array', string: true, describe: 'layers to keep dense (module or weight names)' })
     .option('term', { type: 'array', string: true, describe: 'add a registered objective term: NAME=WEIGHT[,option=value...] (repeatable) [methods with an objective]' })
     .option('plugin', { type: 'array', string: true, describe: 'a plugin file registering methods and objective terms (repeatable)' })
-    .option('eval-images', { type: 'number', describe: 'evaluate on a seeded subset of the held-out set' })
+    .option('eval-images', { type: 'number', describe: 'evaluate on a seeded subset of N held-out images (the same subset as ptslab eval --eval-images N)' })
+    .option('image-size', { type: 'number', describe: 'ImageNet: training crop and evaluation centre crop N (resize round(N * 256 / 224) before it; default 224); image-folder: resize the short side to N and centre-crop N x N (nothing when already N x N)' })
+    .options(FOLDER_OPTIONS)
     .option('out', { type: 'string', describe: 'output folder (default runs/prune-<model>-<method>-<sparsity>)' })
     .option('json', { type: 'boolean', default: false, describe: 'print result.json to stdout' })
     .option('backend', { type: 'string', choices: backendChoices() })
     .option('verbose', { type: 'boolean', default: false });
   for (const f of optionFlags()) b = b.option(f.flag, f.yargs);
   const numeric: Record<string, Parameters<typeof checkNumbers>[1][string]> = {
-    'width-mult': '>0', sparsity: '[0,1)', calib: 'int>0', batch: 'int>0', seed: 'int>=0', 'eval-images': 'int>0',
+    'width-mult': '>0', sparsity: '[0,1)', calib: 'int>0', batch: 'int>0', seed: 'int>=0', 'eval-images': 'int>0', 'image-size': 'int>0',
   };
   return usageFailures(b.check((a) => checkNumbers(a, numeric)) as unknown as Argv<PruneArgs>);
 }
@@ -208,10 +218,19 @@ export const pruneCommand: CommandModule<object, PruneArgs> = {
       selectBackend(a.backend);
       const cfg = pruneConfigFromArgs(a);
       const out = a.out ?? `runs/prune-${a.model ?? a.arch}-${a.method}-${a.sparsity}`;
-      const method = registry.method(cfg.method);
-      const iters = method.iterations?.(applicableConfig(cfg)) ?? 1;
-      const every = Math.max(1, Math.floor(iters / 20));
-      const spec: CellSpec = { model: a.model ?? null, arch: a.arch, weights: a.weights, dataset: a.dataset, dataDir: a['data-dir'], widthMult: a['width-mult'], evalImages: a['eval-images'], prune: cfg };
+      const iters = registry.method(cfg.method).iterations?.(applicableConfig(cfg)) ?? null;
+      const size = a['image-size'];
+      if (size !== undefined && a.dataset !== 'imagenet' && a.dataset !== 'image-folder') throw new UsageError(`--image-size applies to --dataset imagenet or image-folder, not to ${a.dataset ?? `the bundled ${a.model}`}`);
+      const folder = a.dataset === 'image-folder';
+      const spec: CellSpec = {
+        model: a.model ?? null, arch: a.arch, weights: a.weights, dataset: a.dataset, dataDir: a['data-dir'], widthMult: a['width-mult'], shortcut: a.shortcut, evalImages: a['eval-images'], prune: cfg,
+        ...(a.rename?.length ? { rename: a.rename } : {}),
+        ...(size !== undefined && !folder ? { imageSize: { crop: size, resize: Math.round((size * 256) / 224) } } : {}),
+        ...(size !== undefined && folder ? { folderImageSize: size } : {}),
+        ...(a.mean !== undefined ? { mean: numberList('mean', a.mean) } : {}),
+        ...(a.std !== undefined ? { std: numberList('std', a.std) } : {}),
+        ...(a.augment !== undefined ? { augment: a.augment } : {}),
+      };
       // everything knowable before work: the method's options, the checkpoint, keepDense and allocation vs the model
       try {
         prepareCell(spec);
@@ -219,22 +238,24 @@ export const pruneCommand: CommandModule<object, PruneArgs> = {
         if (e instanceof ArgumentError) throw new UsageError(e.message);
         throw e;
       }
-      const r = await runCell(
-        spec,
-        {
+      // a progress bar with it/s and ETA on a terminal, timestamped lines otherwise (as ptslab run)
+      const progress = makeProgress(1);
+      progress.startCell(1, 1, `${cfg.method}-s${cfg.sparsity}`, iters);
+      let r;
+      try {
+        r = await runCell(spec, {
           plugins,
           out,
           commit: gitCommit(),
           version: packageVersion(),
-          log: (l) => process.stderr.write(`${l}\n`),
-          onStep: (s) => {
-            if (s.step % every === 0) {
-              const terms = Object.entries(s.terms).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ');
-              process.stderr.write(`iter ${s.step + 1}/${iters}: ${terms}, sparsity ${(100 * s.sparsity).toFixed(2)}%, lr ${s.lr.toExponential(2)}\n`);
-            }
-          },
-        },
-      );
+          log: (l) => progress.log(l),
+          onStep: (s) => progress.step(s),
+          onEval: (done, total) => progress.evaluating(done, total),
+        });
+      } finally {
+        progress.endCell();
+        progress.stop();
+      }
       if (a.json) console.log(JSON.stringify(r));
       else {
         console.log(`${r.method} on ${r.model}: target ${(100 * r.targetSparsity).toFixed(1)}%, achieved ${(100 * r.achievedSparsity).toFixed(4)}% (${r.zeroParams}/${r.prunableParams}), top-1 ${r.top1.toFixed(2)}% (dense ${r.denseTop1.toFixed(2)}%), ${r.seconds} s`);

@@ -6,12 +6,18 @@ import cliProgress from 'cli-progress';
 import type { Argv, CommandModule } from 'yargs';
 import { manualSeed } from '../../core/index.js';
 import { selectBackend } from '../../core/backend/select.js';
-import { ARCHS, DATASETS, DATASET_INFO, buildModel, loadDataset, train, type Arch, type DatasetName, type TrainConfig } from '../../nn/train/index.js';
+import { imageFolderSplits } from '../../nn/data/index.js';
+import { ARCHS, DATASETS, DATASET_INFO, buildModel, datasetInfoOf, loadDataset, train, type Arch, type DatasetName, type TrainConfig } from '../../nn/train/index.js';
 import { packageVersion } from './version.js';
-import { UsageError, backendChoices, checkNumbers, gitCommit, runCommand, usageFailures } from './common.js';
+import { FOLDER_OPTIONS, SHORTCUT_OPTION, UsageError, backendChoices, numberList, checkNumbers, gitCommit, runCommand, usageFailures } from './common.js';
 
 interface TrainArgs {
   arch: string;
+  shortcut?: 'A' | 'B';
+  mean?: string;
+  std?: string;
+  'image-size'?: number;
+  augment?: 'none' | 'cifar' | 'imagenet';
   dataset: string;
   'data-dir'?: string;
   epochs: number;
@@ -34,11 +40,17 @@ const fmtTime = (s: number) => (s >= 3600 ? `${Math.floor(s / 3600)}h${String(Ma
 
 async function handler(a: TrainArgs): Promise<void> {
   const ds = a.dataset as DatasetName;
-  const info = DATASET_INFO[ds];
-  if (info.needsDir && !a['data-dir']) throw new UsageError(`--dataset ${ds} needs --data-dir (the folder holding its files)`);
+  if (DATASET_INFO[ds].needsDir && !a['data-dir']) throw new UsageError(`--dataset ${ds} needs --data-dir (the folder holding its files)`);
+  const folderFlags = (['mean', 'std', 'image-size', 'augment'] as const).filter((k) => a[k] !== undefined);
+  if (folderFlags.length && ds !== 'image-folder') throw new UsageError(`--${folderFlags[0]} applies to --dataset image-folder, not ${ds}`);
+  // an image folder's numbers (classes, channels, side) come from the folder itself
+  const folder = ds === 'image-folder'
+    ? imageFolderSplits(a['data-dir']!, { mean: numberList('mean', a.mean), std: numberList('std', a.std), imageSize: a['image-size'], augment: a.augment ?? 'none' })
+    : null;
+  const info = folder ? datasetInfoOf(folder) : DATASET_INFO[ds];
   const b = selectBackend(a.backend);
-  const train1 = loadDataset(ds, 'train', { dataDir: a['data-dir'] });
-  const test = loadDataset(ds, 'test', { dataDir: a['data-dir'] });
+  const train1 = folder ? folder.train : loadDataset(ds, 'train', { dataDir: a['data-dir'] });
+  const test = folder ? folder.val : loadDataset(ds, 'test', { dataDir: a['data-dir'] });
   const itersPerEpoch = Math.floor(train1.length / a.batch);
   const config: TrainConfig = {
     arch: a.arch,
@@ -54,12 +66,13 @@ async function handler(a: TrainArgs): Promise<void> {
     labelSmoothing: a['label-smoothing'],
     warmupIters: Math.round(a['warmup-epochs'] * itersPerEpoch),
     widthMult: a.arch === 'mobilenetv2' ? (a['width-mult'] ?? 1) : null,
+    ...(a.shortcut ? { shortcut: a.shortcut } : {}),
     checkpointEvery: a['checkpoint-every'],
     backend: b.name,
   };
   const out = a.out ?? `runs/${a.arch}-${a.dataset}-s${a.seed}`;
   manualSeed(config.seed);
-  const model = buildModel(a.arch as Arch, { numClasses: info.numClasses, inChannels: info.channels, inputSize: info.size, widthMult: config.widthMult ?? undefined });
+  const model = buildModel(a.arch as Arch, { numClasses: info.numClasses, inChannels: info.channels, inputSize: info.size, widthMult: config.widthMult ?? undefined, shortcut: config.shortcut });
   const nParams = model.parameters().reduce((s, p) => s + p.size, 0);
   console.log(`train ${a.arch} (${nParams.toLocaleString('en-US')} parameters) on ${a.dataset}: ${train1.length} train / ${test.length} test images, ${config.epochs} epochs x ${itersPerEpoch} iterations of ${config.batch}, lr ${config.lr}, wd ${config.wd}, seed ${config.seed}, backend ${b.name}, out ${out}`);
   const tty = Boolean(process.stderr.isTTY);
@@ -130,6 +143,9 @@ const command: CommandModule<object, TrainArgs> = {
         .option('wd', { type: 'number', default: 5e-4, describe: 'weight decay' })
         .option('seed', { type: 'number', default: 0, describe: 'seed of initialisation, shuffling, augmentation, dropout' })
         .option('width-mult', { type: 'number', describe: 'MobileNetV2 width multiplier (default 1)' })
+        .option('shortcut', SHORTCUT_OPTION)
+        .option('image-size', { type: 'number', describe: 'image-folder: resize the short side to N and centre-crop N x N' })
+        .options(FOLDER_OPTIONS)
         .option('label-smoothing', { type: 'number', default: 0, describe: 'cross-entropy label smoothing' })
         .option('warmup-epochs', { type: 'number', default: 0.5, describe: 'linear warm-up length in epochs' })
         .option('out', { type: 'string', describe: 'output folder (checkpoint, record.json, model.safetensors)' })
@@ -140,7 +156,7 @@ const command: CommandModule<object, TrainArgs> = {
         .option('verbose', { type: 'boolean', describe: 'print stacks on errors' })
         .check((a) =>
           checkNumbers(a, {
-            epochs: 'int>0', batch: 'int>0', lr: '>0', wd: '>=0', seed: 'int>=0', 'width-mult': '>0', 'label-smoothing': '[0,1)',
+            epochs: 'int>0', batch: 'int>0', 'image-size': 'int>0', lr: '>0', wd: '>=0', seed: 'int>=0', 'width-mult': '>0', 'label-smoothing': '[0,1)',
             'warmup-epochs': '>=0', 'checkpoint-every': 'int>=0', 'stop-after': 'int>0',
           }),
         ),
