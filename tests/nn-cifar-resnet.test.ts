@@ -14,6 +14,7 @@ import {
 } from '../index.js';
 import { ARCHS, architectureOf, buildModel } from '../nn/train/index.js';
 import { throwsMatching } from './helpers/throws.js';
+import { formulaValue } from './helpers/formula-weights.js';
 
 const FIX = fileURLToPath(new URL('../../tests/fixtures/cifar-resnet/', import.meta.url));
 interface Golden {
@@ -72,34 +73,6 @@ test('resnet20 option A: train-mode logits and every BN running statistic after 
   assert.is(sd['bn1.num_batches_tracked'].toArray()[0], 8, 'num_batches_tracked 7 + 1');
 });
 
-// ---- formula weights, bit for bit as scripts/make-cifar-resnet-fixture.py (and make-torch-fixtures.py) ----
-function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (const c of new TextEncoder().encode(s)) h = Math.imul(h ^ c, 0x01000193) >>> 0;
-  return h;
-}
-
-function formulaValue(key: string, shape: readonly number[]): Float32Array {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const seed = fnv1a(key);
-  const fanIn = shape.slice(1).reduce((a, b) => a * b, 1);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    let h = (seed ^ Math.imul(i, 0x9e3779b9)) >>> 0;
-    h ^= h >>> 16;
-    h = Math.imul(h, 0x85ebca6b) >>> 0;
-    h ^= h >>> 13;
-    h = Math.imul(h, 0xc2b2ae35) >>> 0;
-    h ^= h >>> 16;
-    const u = 2 * ((h >>> 0) / 4294967296) - 1;
-    if (key.endsWith('num_batches_tracked')) out[i] = 0;
-    else if (key.endsWith('running_var')) out[i] = 1 + u * 0.5;
-    else if (key.endsWith('running_mean') || key.endsWith('bias')) out[i] = u * 0.1;
-    else if (shape.length === 1) out[i] = 1 + u * 0.25;
-    else out[i] = u * Math.sqrt(6 / fanIn);
-  }
-  return out;
-}
 
 /** Formula weights by ptslab key, each block's bn2.weight times 0.25 (exact), as the fixture script. */
 function setFormulaWeights(model: Module): void {

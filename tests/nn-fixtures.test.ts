@@ -8,6 +8,7 @@ import * as assert from 'uvu/assert';
 import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
 import { Tensor, tensor, noGrad, models, loadSafetensors, loadCheckpoint, type Module } from '../index.js';
+import { formulaValue } from './helpers/formula-weights.js';
 
 const FIX = fileURLToPath(new URL('../../tests/fixtures/torch/', import.meta.url));
 interface LogitsEntry {
@@ -39,42 +40,6 @@ function expectClose(name: string, got: ArrayLike<number>, want: ArrayLike<numbe
   assert.ok(diff <= rel * Math.max(1, scale), `${name}: max abs diff ${diff} exceeds ${rel} x ${Math.max(1, scale)}`);
 }
 
-// ---- formula weights, bit for bit as scripts/make-torch-fixtures.py ----
-function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (const c of new TextEncoder().encode(s)) h = Math.imul(h ^ c, 0x01000193) >>> 0;
-  return h;
-}
-
-function hashUniform(key: string, n: number): Float64Array {
-  const seed = fnv1a(key);
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    let h = (seed ^ Math.imul(i, 0x9e3779b9)) >>> 0;
-    h ^= h >>> 16;
-    h = Math.imul(h, 0x85ebca6b) >>> 0;
-    h ^= h >>> 13;
-    h = Math.imul(h, 0xc2b2ae35) >>> 0;
-    h ^= h >>> 16;
-    out[i] = 2 * ((h >>> 0) / 4294967296) - 1;
-  }
-  return out;
-}
-
-function formulaValue(key: string, shape: readonly number[]): Float32Array {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const u = hashUniform(key, n);
-  const out = new Float32Array(n);
-  const fanIn = shape.slice(1).reduce((a, b) => a * b, 1);
-  for (let i = 0; i < n; i++) {
-    if (key.endsWith('num_batches_tracked')) out[i] = 0;
-    else if (key.endsWith('running_var')) out[i] = 1 + u[i] * 0.5;
-    else if (key.endsWith('running_mean') || key.endsWith('bias')) out[i] = u[i] * 0.1;
-    else if (shape.length === 1) out[i] = 1 + u[i] * 0.25;
-    else out[i] = u[i] * Math.sqrt(6 / fanIn);
-  }
-  return out;
-}
 
 function setFormulaWeights(model: Module): void {
   const record: Record<string, Tensor> = {};
