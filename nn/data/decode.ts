@@ -1,10 +1,20 @@
 // Image file decoding to RGB uint8 HWC, chosen by the file's magic bytes rather than its name (ImageNet has PNG
-// files named .JPEG): JPEG with jpeg-js (baseline and progressive; 1-component grey is repeated to RGB, 4-component
-// Adobe CMYK/YCCK is converted with R = (255 - C)(255 - K) / 255 as PIL does), PNG with pngjs (alpha dropped, as
-// PIL's convert('RGB')). Anything else, or a file the decoder rejects, is a DataError naming the file; so is a header
-// claiming more pixels than the file's bytes can encode, checked before the decoder allocates anything.
+// files named .JPEG). JPEG: libjpeg-turbo 3 compiled to WebAssembly (npm @cornerstonejs/codec-libjpeg-turbo-8bit,
+// TurboJPEG with default flags: integer "islow" IDCT, fancy chroma upsampling), i.e. what Pillow (and so
+// torchvision) gets from libjpeg-turbo: pixels equal byte for byte on baseline, progressive, restart-marker, 4:2:0,
+// 4:2:2, 4:4:4 and greyscale files (tests/data-jpeg-pillow.test.ts); 1-component grey is repeated to RGB. The wasm
+// module is compiled synchronously on first use, once per thread (so in each decode worker too). jpeg-js is the
+// fallback only where that decoder cannot: 4-component Adobe CMYK/YCCK (TurboJPEG cannot convert it to RGB; jpeg-js
+// gives R = (255 - C)(255 - K) / 255 as PIL does, within 1 level of Pillow), files libjpeg-turbo rejects or flags
+// with a corrupt-data warning (a truncated file, extraneous bytes: jpeg-js's best effort, not Pillow's), files
+// whose frame header the size check cannot find or whose size libjpeg-turbo reads differently, and a missing or
+// unloadable wasm package (jpegDecoderInfo() says why). PTSLAB_JPEG_DECODER=jpeg-js (or the `jpeg` option) forces
+// jpeg-js, for comparison. PNG with pngjs (alpha dropped, as PIL's convert('RGB')). Anything else,
+// or a file every decoder rejects, is a DataError naming the file; so is a header claiming more pixels than the
+// file's bytes can encode, checked before any decoder allocates anything.
 
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import type { RawImage } from './types.js';
@@ -28,9 +38,10 @@ const isSof = (m: number) => m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 
  * Width and height a JPEG's frame header (SOFn) claims. Walks the marker segments as jpeg-js does (including its
  * recovery from a length one byte too long); when the walk goes astray in a damaged file, falls back to the largest
  * claim of any SOF-like marker before the first start-of-scan, since jpeg-js resynchronises in ways a walk cannot.
+ * `components` is the frame's component count (4: CMYK/YCCK).
  */
-function jpegSize(b: Uint8Array): { width: number; height: number } | null {
-  const at = (i: number) => ({ height: (b[i + 5] << 8) | b[i + 6], width: (b[i + 7] << 8) | b[i + 8] });
+function jpegSize(b: Uint8Array): { width: number; height: number; components: number } | null {
+  const at = (i: number) => ({ height: (b[i + 5] << 8) | b[i + 6], width: (b[i + 7] << 8) | b[i + 8], components: b[i + 9] ?? 0 });
   let i = 2;
   while (i + 8 < b.length) {
     if (b[i] !== 0xff) {
@@ -53,7 +64,7 @@ function jpegSize(b: Uint8Array): { width: number; height: number } | null {
     if (isSof(m)) return at(i);
     i += 2 + ((b[i + 2] << 8) | b[i + 3]);
   }
-  let best: { width: number; height: number } | null = null;
+  let best: { width: number; height: number; components: number } | null = null;
   for (let k = 2; k + 8 < b.length; k++) {
     if (b[k] !== 0xff) continue;
     if (b[k + 1] === 0xda) break;
@@ -79,22 +90,155 @@ function checkClaimedSize(file: string, what: string, width: number, height: num
   }
 }
 
+/** Which JPEG decoder decodeImage uses by default, and why when it is not libjpeg-turbo. */
+export type JpegDecoderName = 'libjpeg-turbo' | 'jpeg-js';
+
+interface TurboModule {
+  JPEGDecoder: new () => TurboDecoder;
+  HEAPU8: Uint8Array;
+  HEAPU32: Uint32Array;
+}
+interface TurboDecoder {
+  getEncodedBuffer(n: number): Uint8Array;
+  getDecodedBuffer(): Uint8Array;
+  readHeader(): void;
+  decode(): void;
+  getFrameInfo(): { width: number; height: number; componentCount: number; bitsPerSample: number };
+  delete(): void;
+}
+
+// Minimal typings of the WebAssembly JS API (this project's lib setting has no WebAssembly declarations).
+interface WasmInstance {
+  exports: unknown;
+}
+const WA = (globalThis as unknown as {
+  WebAssembly: { Module: new (bytes: Uint8Array) => object; Instance: new (m: object, imports: object) => WasmInstance };
+}).WebAssembly;
+
+const TURBO_PACKAGE = '@cornerstonejs/codec-libjpeg-turbo-8bit';
+let turbo: { module: TurboModule; decoder: TurboDecoder } | null = null;
+let turboError: string | null = null;
+
+/**
+ * The emscripten module, instantiated synchronously (its factory is asynchronous, but with an instantiateWasm hook
+ * that instantiates at once the runtime starts before the factory returns) and cached per thread; null, with
+ * turboError set, when the package cannot be loaded.
+ */
+function loadTurbo(): { module: TurboModule; decoder: TurboDecoder } | null {
+  if (turbo || turboError) return turbo;
+  try {
+    const require = createRequire(import.meta.url);
+    const factory = require(`${TURBO_PACKAGE}/decodewasmjs`) as (m: object) => Promise<unknown>;
+    const wasm = new WA.Module(readFileSync(require.resolve(`${TURBO_PACKAGE}/decodewasm`)));
+    const m: Record<string, unknown> = {
+      instantiateWasm(imports: object, done: (i: WasmInstance, m: object) => void) {
+        const inst = new WA.Instance(wasm, imports);
+        done(inst, wasm);
+        return inst.exports;
+      },
+      print: () => {},
+      printErr: () => {},
+    };
+    factory(m).catch(() => {}); // the promise settles later; errors surface below as a missing JPEGDecoder
+    const module = m as unknown as TurboModule;
+    if (typeof module.JPEGDecoder !== 'function') throw new Error('the module did not initialise synchronously');
+    turbo = { module, decoder: new module.JPEGDecoder() };
+  } catch (e) {
+    turboError = `${TURBO_PACKAGE} unavailable: ${(e as Error).message}`;
+  }
+  return turbo;
+}
+
+/** The default JPEG decoder in this thread (loading libjpeg-turbo if need be) and, for jpeg-js, the reason. */
+export function jpegDecoderInfo(): { decoder: JpegDecoderName; reason?: string } {
+  if (process.env.PTSLAB_JPEG_DECODER === 'jpeg-js') return { decoder: 'jpeg-js', reason: 'PTSLAB_JPEG_DECODER=jpeg-js' };
+  return loadTurbo() ? { decoder: 'libjpeg-turbo' } : { decoder: 'jpeg-js', reason: turboError ?? undefined };
+}
+
+/** libjpeg-turbo's RGB (or grey, repeated) pixels, or a string saying why it could not decode them. */
+function decodeTurbo(bytes: Uint8Array, size: { width: number; height: number }): RawImage | string {
+  const t = loadTurbo();
+  if (!t) return turboError ?? 'libjpeg-turbo unavailable';
+  const { module, decoder } = t;
+  try {
+    decoder.getEncodedBuffer(bytes.length).set(bytes);
+    // libjpeg-turbo's own reading of the frame header must be the one checked against the limits before it
+    // allocates the output.
+    decoder.readHeader();
+    const h = decoder.getFrameInfo();
+    if (h.width !== size.width || h.height !== size.height) {
+      decoder.getEncodedBuffer(0);
+      return `libjpeg-turbo: its header reads ${h.width}x${h.height}, the frame header walk found ${size.width}x${size.height}`;
+    }
+    decoder.decode();
+  } catch (e) {
+    // A C++ exception: its value is a pointer to the thrown const char* (the wrapper's message).
+    let msg = String(e);
+    if (typeof e !== 'number') turbo = null; // a JS error (an emscripten abort): start a fresh instance next time
+    else {
+      const p = module.HEAPU32[e >> 2];
+      let end = p;
+      while (end < module.HEAPU8.length && module.HEAPU8[end] && end - p < 200) end++;
+      msg = Buffer.from(module.HEAPU8.subarray(p, end)).toString('latin1').replace(/^~+|\s+$/g, '');
+    }
+    try {
+      if (turbo) decoder.getEncodedBuffer(0);
+    } catch {
+      turbo = null;
+    }
+    return `libjpeg-turbo: ${msg}`;
+  }
+  const info = decoder.getFrameInfo();
+  const px = decoder.getDecodedBuffer();
+  const { width, height } = info;
+  const n = width * height;
+  let data: Uint8Array;
+  if (info.componentCount === 1 && px.length === n) {
+    data = new Uint8Array(3 * n);
+    for (let i = 0; i < n; i++) data[3 * i] = data[3 * i + 1] = data[3 * i + 2] = px[i];
+  } else if (info.componentCount === 3 && px.length === 3 * n) {
+    data = px.slice();
+  } else {
+    return `libjpeg-turbo: inconsistent output (${width}x${height}x${info.componentCount}, ${px.length} bytes)`;
+  }
+  decoder.getEncodedBuffer(0); // the input's copy in wasm memory is not kept (the output buffer is reused)
+  return { data, height, width, channels: 3 };
+}
+
+function decodeJpegJs(bytes: Uint8Array, file: string, turboWhy: string | null): RawImage {
+  let img: { width: number; height: number; data: Uint8Array };
+  try {
+    img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, tolerantDecoding: false, maxMemoryUsageInMB: 1024 });
+  } catch (e) {
+    throw new DataError(`${file}: corrupt or unsupported JPEG: ${(e as Error).message}${turboWhy ? ` (and ${turboWhy})` : ''}`);
+  }
+  if (!img.width || !img.height || img.data.length !== img.width * img.height * 3) {
+    throw new DataError(`${file}: JPEG decoded to an empty or inconsistent image (${img.width}x${img.height})`);
+  }
+  return { data: img.data, height: img.height, width: img.width, channels: 3 };
+}
+
+export interface DecodeOptions {
+  /** JPEG decoder: 'libjpeg-turbo' (default unless PTSLAB_JPEG_DECODER=jpeg-js) or 'jpeg-js'. */
+  jpeg?: JpegDecoderName;
+}
+
 /** Decode JPEG or PNG bytes to RGB; `file` names the source in errors. */
-export function decodeImage(bytes: Uint8Array, file: string): RawImage {
+export function decodeImage(bytes: Uint8Array, file: string, opts: DecodeOptions = {}): RawImage {
   const fmt = sniffFormat(bytes);
   if (fmt === 'jpeg') {
     const size = jpegSize(bytes);
     if (size) checkClaimedSize(file, 'JPEG', size.width, size.height, size.width * size.height, 1024, bytes.length);
-    let img: { width: number; height: number; data: Uint8Array };
-    try {
-      img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, tolerantDecoding: false, maxMemoryUsageInMB: 1024 });
-    } catch (e) {
-      throw new DataError(`${file}: corrupt or unsupported JPEG: ${(e as Error).message}`);
+    const which = opts.jpeg ?? (process.env.PTSLAB_JPEG_DECODER === 'jpeg-js' ? 'jpeg-js' : 'libjpeg-turbo');
+    let why: string | null = null;
+    // A frame header the walk above cannot find (a damaged file) goes to jpeg-js as before: libjpeg-turbo would
+    // size its output from a header that was never checked against the limits.
+    if (which === 'libjpeg-turbo' && size && size.components !== 4) {
+      const r = decodeTurbo(bytes, size);
+      if (typeof r !== 'string') return r;
+      why = r;
     }
-    if (!img.width || !img.height || img.data.length !== img.width * img.height * 3) {
-      throw new DataError(`${file}: JPEG decoded to an empty or inconsistent image (${img.width}x${img.height})`);
-    }
-    return { data: img.data, height: img.height, width: img.width, channels: 3 };
+    return decodeJpegJs(bytes, file, why);
   }
   if (fmt === 'png') {
     if (bytes.length >= 26) {
