@@ -5,14 +5,14 @@
 // usage error naming both numbers, before any work.
 
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PNG } from 'pngjs';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Subset, fashionMnist } from '../nn/data/index.js';
+import { Subset } from '../nn/data/index.js';
+import { writeFashionFolder } from './helpers/fmnist-folder.js';
 import { evaluate } from '../nn/train/index.js';
 import { loadExperiment } from '../experiments/kit.js';
 import { selectBackend } from '../core/backend/select.js';
@@ -24,21 +24,7 @@ const dir = mkdtempSync(join(tmpdir(), 'ptslab-cli-folder-'));
 const test = suite('image folders from the CLI');
 const N_VAL = 120;
 
-/** Write images [0, n) of a Fashion-MNIST split as grey PNGs under DIR/<split>/c<label>/; returns their indices. */
-function writeSplit(split: 'train' | 'test', sub: string, n: number, classes = 10): number[] {
-  const ds = fashionMnist({ split });
-  const picked: number[] = [];
-  for (let i = 0; picked.length < n && i < ds.length; i++) {
-    const label = ds.label(i);
-    if (label >= classes) continue;
-    const raw = ds.raw(i);
-    const file = join(dir, sub, split === 'train' ? 'train' : 'val', `c${label}`, `${i}.png`);
-    mkdirSync(join(file, '..'), { recursive: true });
-    writeFileSync(file, PNG.sync.write({ width: raw.width, height: raw.height, data: Buffer.from(raw.data) } as unknown as PNG, { colorType: 0, inputColorType: 0, inputHasAlpha: false }));
-    picked.push(i);
-  }
-  return picked;
-}
+const writeSplit = (split: 'train' | 'test', sub: string, n: number, classes = 10) => writeFashionFolder(join(dir, sub), split, n, classes);
 
 const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, PTSLAB_BACKEND: 'cpu' }, timeout: 300_000 });
 const folderArgs = (sub: string) => ['--arch', 'resnet20', '--weights', WEIGHTS, '--dataset', 'image-folder', '--data-dir', join(dir, sub), '--mean', '0.286', '--std', '0.353'];

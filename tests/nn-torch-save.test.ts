@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { unzipSync } from 'fflate';
 import { Generator, Tensor, noGrad, rand, randn, tensor, full } from '../core/index.js';
 import {
@@ -22,6 +23,8 @@ import { throwsMatching } from './helpers/throws.js';
 
 // Debian's interpreter (the python3 on PATH has no torch); PTSLAB_TORCH_PYTHON points elsewhere.
 const PYTHON = process.env.PTSLAB_TORCH_PYTHON ?? '/usr/bin/python3';
+/** scripts/, where the PyTorch model definitions the oracle imports live. */
+const SCRIPTS = fileURLToPath(new URL('../../scripts/', import.meta.url));
 const probe = spawnSync(PYTHON, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
 const torchWhy = probe.error ? `${PYTHON} cannot run (${probe.error.message})` : probe.status !== 0 ? `${PYTHON} has no torch (${(probe.stderr ?? '').trim().split('\n').pop()})` : null;
 const torchVersion = torchWhy ? null : probe.stdout.trim();
@@ -157,41 +160,8 @@ except TypeError:
     sd = torch.load(path)
     mode = 'plain'
 
-class BasicBlock(nn.Module):
-    def __init__(self, inp, planes, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(inp, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU()
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.downsample = None
-        if stride != 1 or inp != planes:
-            self.downsample = nn.Sequential(nn.Conv2d(inp, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
-    def forward(self, x):
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + (x if self.downsample is None else self.downsample(x)))
-
-def stage(inp, planes, n, stride):
-    return nn.Sequential(BasicBlock(inp, planes, stride), *[BasicBlock(planes, planes, 1) for _ in range(n - 1)])
-
-class CifarResNet(nn.Module):
-    def __init__(self, depth, classes=10):
-        super().__init__()
-        n = (depth - 2) // 6
-        self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
-        self.relu = nn.ReLU()
-        self.layer1 = stage(16, 16, n, 1)
-        self.layer2 = stage(16, 32, n, 2)
-        self.layer3 = stage(32, 64, n, 2)
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(64, classes)
-    def forward(self, x):
-        x = self.relu(self.bn1(self.conv1(x)))
-        x = self.avgpool(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(x, 1))
+sys.path.insert(0, sys.argv[-1])
+from torch_cifar_resnet import CifarResNet
 
 out = {'mode': mode, 'type': type(sd).__name__, 'keys': list(sd.keys()), 'tensors': {}}
 for k, v in sd.items():
@@ -226,7 +196,7 @@ interface OracleResult {
 
 function oracle(dir: string, args: string[]): OracleResult {
   writeFileSync(join(dir, 'oracle.py'), ORACLE);
-  const r = spawnSync(PYTHON, [join(dir, 'oracle.py'), ...args], { encoding: 'utf8', timeout: 300_000 });
+  const r = spawnSync(PYTHON, [join(dir, 'oracle.py'), ...args, SCRIPTS], { encoding: 'utf8', timeout: 300_000 });
   const line = r.stdout?.split('\n').find((l) => l.startsWith('RESULT '));
   assert.ok(line, `torch oracle failed (exit ${r.status}, signal ${r.signal}):\n${r.stderr}`);
   return JSON.parse(line!.slice('RESULT '.length)) as OracleResult;
