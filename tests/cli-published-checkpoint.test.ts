@@ -5,7 +5,7 @@
 // strict load is a usage error that says what is left over and which rename would fit.
 
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -62,16 +62,20 @@ test('without the rename: a usage error naming what is left over and the rename 
   assert.match(b.stderr, /its keys look like resnet20 with shortcut A .*not resnet20 with shortcut B/);
 });
 
-test('prune from the CLI and from a config, and convert the result back to .pth', () => {
+test('prune from the CLI and from a config (FCPTS and baselines), and convert the result back to .pth', () => {
   const out = join(dir, 'pruned');
   const r = cli('prune', ...base, '--rename', 'linear.=fc.', '--method', 'global', '--sparsity', '0.6', '--bn-recal', '--calib', '32', '--batch', '16', '--eval-images', '32', '--out', out, '--json');
   assert.is(r.status, 0, r.stderr);
   const res = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { achievedSparsity: number; arch: string };
   assert.ok(Math.abs(res.achievedSparsity - 0.6) < 1e-5);
   const cfg = join(dir, 'grid.yaml');
-  writeFileSync(cfg, `model: { arch: resnet20, shortcut: A, weights: ${file}, dataset: fashion-mnist, rename: ['linear.=fc.'] }\nmethods: [lamp]\nsparsities: [0.5]\noptions: { calib: 32, batchSize: 16 }\neval: { images: 32 }\n`);
+  writeFileSync(cfg, `model: { arch: resnet20, shortcut: A, weights: ${file}, dataset: fashion-mnist, rename: ['linear.=fc.'] }\nmethods: [fcpts, lamp, erk-kd]\nsparsities: [0.5]\noptions: { calib: 32, batchSize: 16, iters: 3 }\neval: { images: 32 }\n`);
   const g = cli('run', cfg, '--out', join(dir, 'grid'));
   assert.is(g.status, 0, g.stderr);
+  for (const key of ['fcpts-s0.5-seed0', 'lamp-s0.5-seed0', 'erk-kd-s0.5-seed0']) {
+    const cell = JSON.parse(readFileSync(join(dir, 'grid', 'cells', key, 'result.json'), 'utf8')) as { achievedSparsity: number };
+    assert.ok(Math.abs(cell.achievedSparsity - 0.5) < 1e-5, `${key}: ${cell.achievedSparsity}`);
+  }
   const pth = join(dir, 'pruned.pth');
   const c = cli('convert', join(out, 'model.safetensors'), pth);
   assert.is(c.status, 0, c.stderr);

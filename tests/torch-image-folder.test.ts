@@ -52,26 +52,37 @@ print('RESULT ' + json.dumps({'top1': 100.0 * correct / total, 'count': total}))
 
 const run = why ? test.skip : test;
 if (why) console.log(`SKIPPED torch-image-folder: ${why}`);
-run(`ptslab eval on an image folder gives PyTorch's top-1 on the same images${why ? ` (PyTorch unavailable: ${why})` : ''}`, () => {
-  writeFashionFolder(dir, 'test', 150);
-  writeFashionFolder(dir, 'train', 100);
-  const pth = join(dir, 'fmnist-resnet20.pth');
+/** Convert a .safetensors to .pth with the CLI; ptslab's and PyTorch's top-1 of it on the folder. */
+function bothTop1(safetensors: string, name: string): { ours: { top1: number; count: number }; theirs: { top1: number; count: number } } {
+  const pth = join(dir, `${name}.pth`);
   const env = { ...process.env, PTSLAB_BACKEND: 'cpu' };
-  const c = spawnSync(process.execPath, [CLI, 'convert', WEIGHTS, pth], { cwd: root, encoding: 'utf8', env });
+  const c = spawnSync(process.execPath, [CLI, 'convert', safetensors, pth], { cwd: root, encoding: 'utf8', env });
   assert.is(c.status, 0, c.stderr);
   const args = ['eval', '--arch', 'resnet20', '--weights', pth, '--dataset', 'image-folder', '--data-dir', dir, '--mean', '0.286', '--std', '0.353', '--json'];
   const e = spawnSync(process.execPath, [CLI, ...args], { cwd: root, encoding: 'utf8', env, timeout: 300_000 });
   assert.is(e.status, 0, e.stderr);
-  const ours = JSON.parse(e.stdout.trim()) as { top1: number; count: number };
   writeFileSync(join(dir, 'oracle.py'), ORACLE);
   const t = spawnSync(PYTHON, [join(dir, 'oracle.py'), join(dir, 'val'), pth, SCRIPTS], { encoding: 'utf8', timeout: 300_000 });
   const line = (t.stdout ?? '').split('\n').find((l) => l.startsWith('RESULT '));
   assert.ok(line, `PyTorch oracle failed: ${t.stderr}`);
-  const theirs = JSON.parse(line!.slice(7)) as { top1: number; count: number };
-  console.log(`  ${ours.count} images: ptslab top-1 ${ours.top1}%, PyTorch ${theirs.top1}%`);
-  assert.is(ours.count, theirs.count);
-  assert.is(ours.top1, theirs.top1);
-  assert.ok(ours.top1 > 80, `the bundled model is accurate on its own data: ${ours.top1}%`);
+  const r = { ours: JSON.parse(e.stdout.trim()), theirs: JSON.parse(line!.slice(7)) };
+  console.log(`  ${name}, ${r.ours.count} images: ptslab top-1 ${r.ours.top1}%, PyTorch ${r.theirs.top1}%`);
+  return r;
+}
+
+run(`ptslab eval on an image folder gives PyTorch's top-1 on the same images, dense and pruned${why ? ` (PyTorch unavailable: ${why})` : ''}`, () => {
+  writeFashionFolder(dir, 'test', 150);
+  writeFashionFolder(dir, 'train', 100);
+  const dense = bothTop1(WEIGHTS, 'dense');
+  assert.is(dense.ours.count, dense.theirs.count);
+  assert.is(dense.ours.top1, dense.theirs.top1);
+  assert.ok(dense.ours.top1 > 80, `the bundled model is accurate on its own data: ${dense.ours.top1}%`);
+  // pruned on the folder by ptslab, then back into PyTorch
+  const out = join(dir, 'pruned');
+  const p = spawnSync(process.execPath, [CLI, 'prune', '--arch', 'resnet20', '--weights', WEIGHTS, '--dataset', 'image-folder', '--data-dir', dir, '--mean', '0.286', '--std', '0.353', '--method', 'lamp', '--sparsity', '0.6', '--bn-recal', '--calib', '64', '--batch', '32', '--out', out], { cwd: root, encoding: 'utf8', env: { ...process.env, PTSLAB_BACKEND: 'cpu' }, timeout: 300_000 });
+  assert.is(p.status, 0, p.stderr);
+  const pruned = bothTop1(join(out, 'model.safetensors'), 'pruned');
+  assert.is(pruned.ours.top1, pruned.theirs.top1);
 });
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));
