@@ -1,8 +1,9 @@
 // Backend selection: PTSLAB_BACKEND = reference | cpu | gpujs | auto, or an explicit name. `auto` (the default)
 // times every available registered backend once on a tiny conv and matmul workload, checks its results against the
 // reference, and picks the fastest correct one; the choice is cached in ~/.cache/ptslab (or the OS temp dir) under a
-// key made of the machine, Node version and backend list, so later runs pay only for a file read. Loading this module
-// installs resolveBackend() as the registry's default resolver: nothing is probed at import, the first backend() call
+// key made of the machine, Node version, PTSLAB_THREADS, PTSLAB_FMA (which with the machine and Node version decides
+// the cpu kernel build) and backend list, so later runs pay only for a file read. Loading this module installs
+// resolveBackend() as the registry's default resolver: nothing is probed at import, the first backend() call
 // (the first op) resolves PTSLAB_BACKEND, else auto, unless the program chose with setBackend first. Programs that
 // want the choice made up front (the CLI, experiments, bench) call selectBackend().
 
@@ -52,7 +53,7 @@ function cacheFile(): string {
 function machineKey(names: string[]): string {
   const cpus = os.cpus();
   const id = [os.hostname(), os.platform(), os.arch(), cpus[0]?.model ?? '?', os.availableParallelism(), os.totalmem(),
-    process.version, process.env.PTSLAB_THREADS ?? '', ...names].join('|');
+    process.version, process.env.PTSLAB_THREADS ?? '', process.env.PTSLAB_FMA ?? '', ...names].join('|');
   return crypto.createHash('sha256').update(id).digest('hex').slice(0, 16);
 }
 

@@ -1,6 +1,7 @@
 // Direct convolution of the cpu backend for layers with few channels (ResNet-20's 16 to 64), where im2col packing
 // costs about as much as the multiply-adds it feeds. Images are zero-padded and split into stride phases (padPhases in
-// kernels.as), so every tap of every output pixel is a stride-1 read at a per-tap offset and no column matrix is built:
+// kernels/direct.as), so every tap of every output pixel is a stride-1 read at a per-tap offset and no column matrix
+// is built:
 // - forward (and so backward-input at stride 1, a forward conv of gy): per (image, chunk of 4-row weight panels),
 //   the task pads its image into its own scratch and runs convDirect, 4 output channels x 8 pixels in registers;
 // - weight gradient: per chunk of 4 images, the task pads them and lays their gy out pixel-major in its scratch, then
@@ -9,10 +10,31 @@
 
 import type { Conv2dParams, View } from '../types.js';
 import { PARALLEL_MACS } from './gemm.js';
-import { JobKind, P } from './jobs.js';
+import { defineJob, type JobParams } from './jobs.js';
 import { gather } from './strided.js';
-import { jobParams, runJob, threadCount } from './threads.js';
+import { runJob, threadCount } from './threads.js';
+import type { Kernels } from './kernels/exports.js';
 import { Arena, heap, takeOut, wasm } from './wasm.js';
+
+/**
+ * Reserve room for a forward conv's weights [O, C, KH, KW] and return the address and what fills it after commit: the
+ * view gathered as is, or, with flipGroups > 0, the weights of the conv being differentiated (flipGroups groups),
+ * gathered and then flipped (kernels/elementwise.as flipKernels) into the weights of its stride-1 backward-input.
+ */
+export function reserveWeights(arena: Arena, w: View, flipGroups: number): { at: number; fill: (h: Float32Array) => void } {
+  const n = w.shape.reduce((a, b) => a * b, 1);
+  const at = arena.floats(n);
+  if (!flipGroups) return { at, fill: (h) => gather(w, h, at / 4) };
+  const raw = arena.floats(n);
+  const [O, Cg, KH, KW] = w.shape;
+  return {
+    at,
+    fill: (h) => {
+      gather(w, h, raw / 4);
+      wasm().k.flipKernels(raw, flipGroups, O / flipGroups, Cg, KH * KW, at);
+    },
+  };
+}
 
 /** Where the taps of a conv read from the padded, phase-split image of padPhases. */
 export interface Plan {
@@ -64,12 +86,61 @@ function plan(C: number, H: number, W: number, KH: number, KW: number, cp: Conv2
   return { na, nb, Hq, Wq, image: C * na * nb * Hq * Wq + maxS + 16, off };
 }
 
-function setPlan(p: Int32Array, arena: Arena, pl: Plan, C: number, H: number, W: number, cp: Conv2dParams, OH: number, OW: number) {
-  p[P.C] = C; p[P.H] = H; p[P.W] = W; p[P.OH] = OH; p[P.OW] = OW;
-  p[P.Sh] = cp.stride[0]; p[P.Sw] = cp.stride[1]; p[P.Ph] = cp.padding[0]; p[P.Pw] = cp.padding[1];
-  p[P.Na] = pl.na; p[P.Nb] = pl.nb; p[P.Hq] = pl.Hq; p[P.Wq] = pl.Wq; p[P.K] = pl.off.length;
-  p[P.Offs] = arena.alloc(pl.off.length * 4);
+/**
+ * What padPhases needs (X: the images, XImg bytes apart, C planes of H x W each) and where the taps read (Offs: the
+ * plan's K byte offsets in the arena), output OH x OW, O output channels.
+ */
+const planParams = ['X', 'XImg', 'C', 'H', 'W', 'Sh', 'Sw', 'Ph', 'Pw', 'Na', 'Nb', 'Hq', 'Wq', 'Offs', 'K', 'O', 'OH', 'OW'] as const;
+type PlanParams = JobParams<(typeof planParams)[number]>;
+
+function planParamsOf(pl: Plan, offs: number, x: number, C: number, H: number, W: number, cp: Conv2dParams, O: number,
+  OH: number, OW: number): PlanParams {
+  return {
+    X: x, XImg: C * H * W * 4, C, H, W, Sh: cp.stride[0], Sw: cp.stride[1], Ph: cp.padding[0], Pw: cp.padding[1],
+    Na: pl.na, Nb: pl.nb, Hq: pl.Hq, Wq: pl.Wq, Offs: offs, K: pl.off.length, O, OH, OW,
+  };
 }
+
+/** padPhases of image img of a direct job into dst. */
+const padImage = (k: Kernels, p: PlanParams, img: number, dst: number) =>
+  k.padPhases(p.X + img * p.XImg, p.C, p.H, p.W, p.Sh, p.Sw, p.Na, p.Nb, p.Ph, p.Pw, p.Hq, p.Wq, dst);
+
+/**
+ * Forward per (image, chunk of Mpc of the Mp 4-row weight panels A): pad the image into scratch, then convDirect into
+ * Out (OutImg bytes per image); Tmp: where convDirect's 128 bytes for tiles that cross a row end sit in the scratch.
+ */
+const forwardParams = [...planParams, 'A', 'Mp', 'Mpc', 'MChunks', 'Out', 'OutImg', 'Tmp'] as const;
+const forwardJob = defineJob('direct.forward', forwardParams, (k, p, t, scratch) => {
+  const mc = p.MChunks, img = (t / mc) | 0, p0 = (t % mc) * p.Mpc, p1 = Math.min(p.Mp, p0 + p.Mpc);
+  padImage(k, p, img, scratch);
+  k.convDirect(scratch, p.Offs, p.K, p.A, p0, p1, p.O, p.OH, p.OW, p.Wq, p.Out + img * p.OutImg, scratch + p.Tmp);
+});
+
+/**
+ * Weight gradient partial sums per (chunk of Chunk images, group of Width output channels, group of Taps taps): pads
+ * the chunk's images (XsImg bytes each) and lays their gy (Gy, GyImg bytes per image) out pixel-major in scratch,
+ * then correlates them into the chunk's partial sums (Out, O * K floats per chunk). NImg: images in all; MChunks:
+ * the groups of output channels.
+ */
+const backWeightParams = [...planParams, 'Gy', 'GyImg', 'NImg', 'Chunk', 'Width', 'MChunks', 'Taps', 'XsImg', 'Out'] as const;
+const backWeightJob = defineJob('direct.backWeight', backWeightParams, (k, p, t, scratch) => {
+  const tg = Math.ceil(p.K / p.Taps), og = p.MChunks;
+  const k0 = (t % tg) * p.Taps, o0 = (((t / tg) | 0) % og) * p.Width, chunk = (t / (tg * og)) | 0;
+  const n0 = chunk * p.Chunk, nn = Math.min(p.Chunk, p.NImg - n0);
+  for (let i = 0; i < nn; i++) padImage(k, p, n0 + i, scratch + i * p.XsImg);
+  const width = p.Width, pixels = p.OH * p.OW, gt = scratch + p.Chunk * p.XsImg;
+  for (let i = 0; i < nn; i++) {
+    k.transposePlanes(p.Gy + (n0 + i) * p.GyImg + o0 * pixels * 4, Math.min(width, p.O - o0), pixels, gt + i * pixels * width * 4, width);
+  }
+  k.convDirectBackWeight(gt, pixels * width * 4, width >> 4, o0, p.O, p.OH, p.OW, scratch, p.XsImg, p.Wq, p.Offs,
+    k0, Math.min(p.K, k0 + p.Taps), nn, p.Out + chunk * p.O * p.K * 4, p.K);
+});
+
+/** Dst = the sum of Count partial results of N floats each (N apart from Src), per range of Chunk floats. */
+const sumPartialsJob = defineJob('direct.sumPartials', ['Src', 'Count', 'N', 'Chunk', 'Dst'], (k, p, t) => {
+  const i0 = t * p.Chunk;
+  k.sumStrided(p.Src, p.Count, p.N, i0, Math.min(p.N, i0 + p.Chunk), p.Dst);
+});
 
 /** Channel counts the direct kernels serve (ResNet-20 has 16 to 64); wider layers keep the GEMM path. */
 const MAX_CHANNELS = 64;
@@ -89,33 +160,36 @@ export function forwardPlan(C: number, O: number, G: number, H: number, W: numbe
 /** The weight gradient goes direct for groups = 1 and at most 64 channels in and out (1x1 convs included). */
 export const directWeight = (C: number, O: number, G: number): boolean => G === 1 && C <= MAX_CHANNELS && O <= MAX_CHANNELS;
 
-/** Forward convolution by the plan of forwardPlan: float32 x view and contiguous weights w [O, C, KH, KW]. */
-export function forwardDirect(xv: View, w: View, O: number, pl: Plan, cp: Conv2dParams, OH: number, OW: number, label: string): Float32Array {
+/** Forward convolution by the plan of forwardPlan: float32 x view, weights w as reserveWeights takes them. */
+export function forwardDirect(xv: View, w: View, flipGroups: number, O: number, pl: Plan, cp: Conv2dParams, OH: number, OW: number,
+  label: string): Float32Array {
   const [N, C, H, W] = xv.shape;
   const K = pl.off.length, mp = (O + 3) >> 2;
   const arena = new Arena(label);
-  const p = jobParams();
-  setPlan(p, arena, pl, C, H, W, cp, OH, OW);
+  const offs = arena.alloc(K * 4);
   // x with 4 floats of slack: padPhases copies rows 4 floats at a time
   const xp = arena.floats(N * C * H * W + 4);
-  const wp = arena.floats(O * K);
+  const wp = reserveWeights(arena, w, flipGroups);
   const ap = arena.floats(mp * 4 * K);
   const out = arena.floats(N * O * OH * OW);
   // panels per task: all of them, unless there are too few images to feed every thread
   const want = 4 * threadCount();
   const mChunks = N >= want ? 1 : Math.min(mp, Math.ceil(want / N));
-  p[P.Mp] = mp; p[P.Mpc] = Math.ceil(mp / mChunks); p[P.MChunks] = Math.ceil(mp / p[P.Mpc]);
+  const mpc = Math.ceil(mp / mChunks);
   // per thread: the padded image, then 128 bytes for convDirect's tiles that cross a row end
-  p[P.ScratchPer] = Math.ceil((pl.image * 4 + 128) / 64) * 64;
-  p[P.Scratch] = arena.alloc(p[P.ScratchPer] * threadCount());
+  const scratchPer = Math.ceil((pl.image * 4 + 128) / 64) * 64;
+  const scratch = { scratch: arena.alloc(scratchPer * threadCount()), scratchPer };
   arena.commit();
   const h = heap();
   gather(xv, h, xp / 4);
-  gather(w, h, wp / 4);
-  new Int32Array(h.buffer, p[P.Offs], K).set(pl.off);
-  wasm().k.packA(wp, K, 1, O, K, ap, K, 0);
-  p[P.X] = xp; p[P.BImg] = C * H * W * 4; p[P.ABase] = ap; p[P.O] = O; p[P.Out] = out; p[P.CImg] = O * OH * OW * 4;
-  runJob(JobKind.ConvDirect, N * p[P.MChunks], N * O * OH * OW * K >= PARALLEL_MACS);
+  wp.fill(h);
+  new Int32Array(h.buffer, offs, K).set(pl.off);
+  wasm().k.packA(wp.at, K, 1, O, K, ap, K, 0);
+  const tasks = Math.ceil(mp / mpc);
+  runJob(forwardJob, {
+    ...planParamsOf(pl, offs, xp, C, H, W, cp, O, OH, OW), A: ap, Mp: mp, Mpc: mpc, MChunks: tasks, Out: out, OutImg: O * OH * OW * 4,
+    Tmp: scratchPer - 128,
+  }, N * tasks, N * O * OH * OW * K >= PARALLEL_MACS, scratch);
   return takeOut(out, N * O * OH * OW);
 }
 
@@ -133,8 +207,7 @@ export function backWeightDirect(gy: View, xv: View, O: number, KH: number, KW: 
   const pl = plan(C, H, W, KH, KW, cp, OH, OW);
   const K = pl.off.length, chunks = Math.ceil(N / CHUNK);
   const arena = new Arena(label);
-  const p = jobParams();
-  setPlan(p, arena, pl, C, H, W, cp, OH, OW);
+  const offs = arena.alloc(K * 4);
   const xp = arena.floats(N * C * H * W + 4);
   const gp = arena.floats(N * O * OH * OW);
   const part = arena.floats(chunks * O * K);
@@ -145,23 +218,21 @@ export function backWeightDirect(gy: View, xv: View, O: number, KH: number, KW: 
   const og = Math.min(blocks, Math.ceil(want / chunks));
   const tg = Math.min(Math.ceil(K / 2), Math.ceil(want / (chunks * og)));
   const width = 16 * Math.ceil(blocks / og);
-  p[P.Mpc] = width / 4; p[P.MChunks] = Math.ceil(blocks / (width / 16));
-  p[P.Taps] = 2 * Math.ceil(K / 2 / tg);
-  p[P.XsImg] = pl.image * 4;
+  const groups = Math.ceil(blocks / (width / 16)), taps = 2 * Math.ceil(K / 2 / tg);
   // per thread: the chunk's padded images, then its gy pixel-major (width channels per pixel)
-  p[P.ScratchPer] = Math.ceil((CHUNK * (pl.image + OH * OW * width) * 4) / 64) * 64;
-  p[P.Scratch] = arena.alloc(p[P.ScratchPer] * threadCount());
+  const scratchPer = Math.ceil((CHUNK * (pl.image + OH * OW * width) * 4) / 64) * 64;
+  const scratch = { scratch: arena.alloc(scratchPer * threadCount()), scratchPer };
   arena.commit();
   const h = heap();
   gather(xv, h, xp / 4);
   gather(gy, h, gp / 4);
-  new Int32Array(h.buffer, p[P.Offs], K).set(pl.off);
-  p[P.X] = xp; p[P.BImg] = C * H * W * 4; p[P.Chunk] = CHUNK; p[P.NImg] = N;
-  p[P.CBase] = gp; p[P.CImg] = O * OH * OW * 4; p[P.O] = O; p[P.Out] = part;
-  const nTasks = chunks * p[P.MChunks] * Math.ceil(K / p[P.Taps]);
-  runJob(JobKind.ConvDirectWeight, nTasks, N * O * OH * OW * K >= PARALLEL_MACS);
+  new Int32Array(h.buffer, offs, K).set(pl.off);
+  runJob(backWeightJob, {
+    ...planParamsOf(pl, offs, xp, C, H, W, cp, O, OH, OW), Gy: gp, GyImg: O * OH * OW * 4, NImg: N, Chunk: CHUNK,
+    Width: width, MChunks: groups, Taps: taps, XsImg: pl.image * 4, Out: part,
+  }, chunks * groups * Math.ceil(K / taps), N * O * OH * OW * K >= PARALLEL_MACS, scratch);
   // gw = the chunks' partial sums added in chunk order (float64, rounded once), cut into ranges for the threads
-  p[P.X] = part; p[P.Count] = chunks; p[P.N] = O * K; p[P.Wt] = gw; p[P.Chunk] = 2 * Math.ceil(O * K / 2 / want);
-  runJob(JobKind.SumPartials, Math.ceil(O * K / p[P.Chunk]), chunks * O * K >= PARALLEL_MACS / 8);
+  const range = 2 * Math.ceil(O * K / 2 / want);
+  runJob(sumPartialsJob, { Src: part, Count: chunks, N: O * K, Chunk: range, Dst: gw }, Math.ceil(O * K / range), chunks * O * K >= PARALLEL_MACS / 8);
   return takeOut(gw, O * K);
 }

@@ -1,7 +1,7 @@
 // WebAssembly fast paths of the cpu backend's hottest elementwise ops on large float32 tensors: relu, neg, abs, clamp
 // (relu6), the four arithmetic ops and the comparisons, on contiguous operands or a scalar broadcast (every stride 0). The
 // operands are copied into the shared arena (a memcpy, much cheaper than a JavaScript loop over the elements), one
-// SIMD kernel of kernels.as runs over them in place, and the result is copied out. These run on the main thread: the
+// SIMD kernel of kernels/elementwise.as runs over them in place, and the result is copied out. These run on the main thread: the
 // copies, which only it can make (the operands are not shared memory), take most of the time, and splitting the
 // kernel across the pool measured no faster. Each returns null when it does not apply, and the caller runs its
 // JavaScript loop (elementwise.ts); the values are the same bit for bit either way. Batch norm's wasm paths live in
@@ -21,7 +21,7 @@ const WASM_MAX_ELEMENTS = 1 << 26;
 /** n rounded up to a multiple of 4: the kernels have no scalar tail, and the arena pads reservations to 64 bytes. */
 const ceil4 = (n: number) => (n + 3) & ~3;
 
-/** Op codes of kernels.as unaryF32 / binaryF32. */
+/** Op codes of kernels/elementwise.as unaryF32 / binaryF32. */
 const unaryCodes: Partial<Record<UnaryOp, number>> = { relu: 0, neg: 1, abs: 2 };
 const binaryCodes: Partial<Record<BinaryOp, number>> = { add: 0, sub: 1, mul: 2, div: 3, gt: 4, ge: 5, lt: 6, le: 7, eq: 8 };
 

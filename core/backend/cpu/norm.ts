@@ -1,6 +1,6 @@
 // Batch-norm kernels of the cpu backend: per-channel statistics (two passes, float64 accumulation), the affine
 // forward, and the backward (one pass for the two channel sums, one for gx). Plain JavaScript on contiguous NCHW
-// planes, float32 and float64; large float32 tensors run the same formulas as SIMD kernels (kernels.as) on a copy in
+// planes, float32 and float64; large float32 tensors run the same formulas as SIMD kernels (kernels/norm.as) on a copy in
 // the shared arena, one task per chunk of channels, so every channel's sums are taken by one thread in a fixed order
 // and the results do not depend on the thread count. Their elementwise results equal the JavaScript ones; their sums
 // differ from the JavaScript ones only in float64 summation order.
@@ -9,9 +9,9 @@ import type { Storage } from '../../dtype.js';
 import type { BatchNormGrads, View } from '../types.js';
 import { wasmWorthIt } from './elementwise-wasm.js';
 import { alloc, contiguous } from './elementwise.js';
-import { JobKind, P } from './jobs.js';
+import { defineJob, type Job } from './jobs.js';
 import { gather, isContiguous, numelOf } from './strided.js';
-import { jobParams, runJob, threadCount } from './threads.js';
+import { runJob, threadCount } from './threads.js';
 import { Arena, heap, heap64, takeOut } from './wasm.js';
 
 /** Batch norms from this many elements split their channels across the pool (measured: no gain at 200K elements). */
@@ -22,11 +22,33 @@ const flat = (v: View): Storage => (isContiguous(v) && v.offset === 0 ? v.data :
 type ParSetter = (par: Float64Array, c: number) => void;
 
 /**
+ * Batch-norm jobs, per chunk of Chunk channels of x [N, C, HW planes]: X, Gy, Out (y or gx), Par (float64
+ * per-channel parameters), Sums (float64 per-channel sums).
+ */
+const bnParams = ['X', 'Gy', 'Out', 'Par', 'Sums', 'N', 'C', 'HW', 'Chunk'] as const;
+type BnJob = Job<(typeof bnParams)[number]>;
+
+/** Mean and variance per chunk of channels. */
+const statsJob = defineJob('bn.stats', bnParams, (k, p, t) => {
+  for (let c = t * p.Chunk, end = Math.min(p.C, (t + 1) * p.Chunk); c < end; c++) k.bnStats(p.X, p.N, p.C, p.HW, c, p.Sums);
+});
+/** Affine forward per chunk of channels. */
+const forwardJob = defineJob('bn.forward', bnParams, (k, p, t) => {
+  for (let c = t * p.Chunk, end = Math.min(p.C, (t + 1) * p.Chunk); c < end; c++) k.bnForward(p.X, p.N, p.C, p.HW, c, p.Par, p.Out);
+});
+/** Backward (channel sums, then gx) per chunk of channels. */
+const backwardJob = defineJob('bn.backward', bnParams, (k, p, t) => {
+  for (let c = t * p.Chunk, end = Math.min(p.C, (t + 1) * p.Chunk); c < end; c++) {
+    k.bnBackward(p.Gy, p.X, p.N, p.C, p.HW, c, p.Par, p.Sums, p.Out);
+  }
+});
+
+/**
  * The wasm path: copy x [N, C, H, W] (and gy) into a fresh arena, with an output of x's size when `out`, C float64
- * parameter quadruples (filled by setPar) and C float64 sum pairs, and run `kind` over chunks of channels. Returns the
+ * parameter quadruples (filled by setPar) and C float64 sum pairs, and run `job` over chunks of channels. Returns the
  * output and the sums (a view into the arena: read it before the next kernel call).
  */
-function bnJob(kind: JobKind, label: string, x: View, gy: View | null, out: boolean, setPar: ParSetter | null) {
+function bnJob(job: BnJob, label: string, x: View, gy: View | null, out: boolean, setPar: ParSetter | null) {
   const [N, C, H, W] = x.shape;
   const n = N * C * H * W;
   const arena = new Arena(`${label} x[${x.shape.join(', ')}]`);
@@ -37,20 +59,16 @@ function bnJob(kind: JobKind, label: string, x: View, gy: View | null, out: bool
   gather(x, h, xp / 4);
   if (gy) gather(gy, h, gp / 4);
   if (setPar) for (let c = 0; c < C; c++) setPar(h64.subarray(par / 8 + 4 * c, par / 8 + 4 * c + 4), c);
-  const p = jobParams();
-  p[P.BnX] = xp; p[P.BnGy] = gp; p[P.BnOut] = op; p[P.BnPar] = par; p[P.BnSums] = sums;
-  p[P.BnN] = N; p[P.BnC] = C; p[P.BnHW] = H * W;
   const parallel = n >= PARALLEL_ELEMENTS && threadCount() > 1;
   const per = parallel ? Math.max(1, Math.floor(C / (4 * threadCount()))) : C;
-  p[P.Chunk] = per;
-  runJob(kind, Math.ceil(C / per), parallel);
+  runJob(job, { X: xp, Gy: gp, Out: op, Par: par, Sums: sums, N, C, HW: H * W, Chunk: per }, Math.ceil(C / per), parallel);
   return { out: out ? takeOut(op, n) : null, sums: h64.subarray(sums / 8, sums / 8 + 2 * C) };
 }
 
 export function batchNormStats(xv: View): { mean: Storage; variance: Storage } {
   if (wasmWorthIt(xv.data, numelOf(xv.shape))) {
     const C = xv.shape[1];
-    const { sums } = bnJob(JobKind.BnStats, 'batchNormStats', xv, null, false, null);
+    const { sums } = bnJob(statsJob, 'batchNormStats', xv, null, false, null);
     const mean = new Float32Array(C), variance = new Float32Array(C);
     for (let c = 0; c < C; c++) {
       mean[c] = sums[2 * c];
@@ -86,7 +104,7 @@ export function batchNormStats(xv: View): { mean: Storage; variance: Storage } {
 export function batchNormForward(xv: View, mean: Storage, invstd: Storage, weight: Storage | null, bias: Storage | null): Storage {
   if (wasmWorthIt(xv.data, numelOf(xv.shape))) {
     // [mean, a, b] as below
-    return bnJob(JobKind.BnForward, 'batchNormForward', xv, null, true, (par, c) => {
+    return bnJob(forwardJob, 'batchNormForward', xv, null, true, (par, c) => {
       par[0] = mean[c];
       par[1] = invstd[c] * (weight ? weight[c] : 1);
       par[2] = bias ? bias[c] : 0;
@@ -115,7 +133,7 @@ export function batchNormBackward(
   if (wasmWorthIt(xv.data, numelOf(xv.shape)) && gyv.data instanceof Float32Array) {
     const C = xv.shape[1];
     // [mean, invstd, k, training] as below; the kernel returns [sg, sgx] per channel
-    const r = bnJob(JobKind.BnBackward, 'batchNormBackward', xv, gyv, true, (par, c) => {
+    const r = bnJob(backwardJob, 'batchNormBackward', xv, gyv, true, (par, c) => {
       par[0] = mean[c];
       par[1] = invstd[c];
       par[2] = (weight ? weight[c] : 1) * invstd[c];

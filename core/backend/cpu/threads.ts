@@ -8,13 +8,20 @@
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { PtslabError } from '../../errors.js';
-import { JobKind, PARAM_SLOTS, runTask } from './jobs.js';
+import { checkJob, encodeParams, jobNames, MAX_PARAMS, type Job, type JobParams } from './jobs.js';
 import { wasm } from './wasm.js';
 
-/** Control block slots. */
-const GEN = 0, PENDING = 1, NEXT = 2, KIND = 3, NTASKS = 4, ERR = 5, READY = 6, PARAMS = 16;
-export const CTRL_SLOTS = PARAMS + PARAM_SLOTS;
-export const CTRL = { GEN, PENDING, NEXT, KIND, NTASKS, ERR, READY, PARAMS } as const;
+/**
+ * Control block slots: JOB is the job's id (EXIT stops the workers), SCRATCH and SCRATCH_PER its per-thread scratch,
+ * then the job's parameters in the order of its definition.
+ */
+const GEN = 0, PENDING = 1, NEXT = 2, JOB = 3, NTASKS = 4, ERR = 5, READY = 6, SCRATCH = 7, SCRATCH_PER = 8, PARAMS = 16;
+export const CTRL_SLOTS = PARAMS + MAX_PARAMS;
+export const CTRL = { GEN, PENDING, NEXT, JOB, NTASKS, ERR, READY, SCRATCH, SCRATCH_PER, PARAMS } as const;
+/** The JOB value that stops the workers (job ids start at 1). */
+export const EXIT = -1;
+/** READY is set to this by a worker that cannot run the main thread's jobs. */
+export const TABLE_MISMATCH = -1 << 20;
 
 interface Pool {
   ctrl: Int32Array;
@@ -24,6 +31,8 @@ interface Pool {
 
 let pool: Pool | null = null;
 let poolFailed = false;
+/** Set when the workers' job table differs from ours: every later parallel job throws it again. */
+let tableError: PtslabError | null = null;
 
 /** Threads a job may use (main included). */
 export function threadCount(): number {
@@ -32,6 +41,7 @@ export function threadCount(): number {
 }
 
 function startPool(): Pool | null {
+  if (tableError) throw tableError;
   if (pool || poolFailed) return pool;
   const n = threadCount() - 1;
   const ctrl = new Int32Array(new SharedArrayBuffer(CTRL_SLOTS * 4));
@@ -40,7 +50,7 @@ function startPool(): Pool | null {
   try {
     for (let i = 1; i <= n; i++) {
       const w = new Worker(new URL('./thread-worker.js', import.meta.url), {
-        workerData: { module, memory, ctrl: ctrl.buffer, tid: i },
+        workerData: { module, memory, ctrl: ctrl.buffer, tid: i, jobs: jobNames() },
         // `node --input-type=module -e ...` would pass --input-type to the worker, which then fails to start
         execArgv: process.execArgv.filter((a) => !a.startsWith('--input-type')),
       });
@@ -50,11 +60,14 @@ function startPool(): Pool | null {
     // Block until every worker has instantiated the kernels (a few ms each); give up after 10 s.
     const deadline = Date.now() + 10_000;
     let ready: number;
-    while ((ready = Atomics.load(ctrl, READY)) < n && Date.now() < deadline) Atomics.wait(ctrl, READY, ready, 50);
+    while ((ready = Atomics.load(ctrl, READY)) < n && ready >= 0 && Date.now() < deadline) Atomics.wait(ctrl, READY, ready, 50);
+    if (Atomics.load(ctrl, READY) < 0) throw new Error(`a worker's job table differs from the main thread's (${jobNames().join(', ')}): every module that defines jobs must be imported by core/backend/cpu/job-table.ts`);
     if (Atomics.load(ctrl, READY) < n) throw new Error('workers did not start within 10 s');
   } catch (e) {
     for (const w of workers) void w.terminate();
     poolFailed = true;
+    // a programming error, not a machine that cannot start workers: no quiet single-threaded fallback
+    if (Atomics.load(ctrl, READY) < 0) throw (tableError = new PtslabError(`cpu backend: ${(e as Error).message}`));
     process.emitWarning(`ptslab cpu backend: running single-threaded, the worker pool failed: ${(e as Error).message}`);
     return null;
   }
@@ -62,28 +75,34 @@ function startPool(): Pool | null {
   return pool;
 }
 
-const localParams = new Int32Array(PARAM_SLOTS);
-
-/** Parameters of the next job: fill them, then call runJob. */
-export function jobParams(): Int32Array {
-  localParams.fill(0);
-  return localParams;
+/** Per-thread scratch of a job: thread tid's starts at scratch + tid * scratchPer. */
+export interface Scratch {
+  scratch: number;
+  scratchPer: number;
 }
 
+const checked = new Int32Array(MAX_PARAMS);
+
 /**
- * Run nTasks tasks of a job whose parameters were written into jobParams(). parallel = false (small jobs) keeps it
- * on the main thread with no synchronisation at all.
+ * Run nTasks tasks of job with parameters p (every one of the job's names, int32 values). parallel = false (small
+ * jobs) keeps it on the main thread with no synchronisation at all; the main thread's tasks read p itself, the
+ * workers' a copy decoded from the control block, equal value for value.
  */
-export function runJob(kind: JobKind, nTasks: number, parallel: boolean): void {
+export function runJob<N extends string>(job: Job<N>, p: JobParams<N>, nTasks: number, parallel: boolean, scratch?: Scratch): void {
+  checkJob(job);
   const k = wasm().k;
+  const base = scratch?.scratch ?? 0, per = scratch?.scratchPer ?? 0;
   const pl = parallel && nTasks > 1 && threadCount() > 1 ? startPool() : null;
   if (!pl) {
-    for (let t = 0; t < nTasks; t++) runTask(k, kind, localParams, t, 0);
+    encodeParams(job, p, checked); // only to check the values, as the parallel path does
+    for (let t = 0; t < nTasks; t++) job.task(k, p, t, base);
     return;
   }
   const { ctrl, params, workers } = pl;
-  params.set(localParams);
-  Atomics.store(ctrl, KIND, kind);
+  encodeParams(job, p, params);
+  Atomics.store(ctrl, SCRATCH, base);
+  Atomics.store(ctrl, SCRATCH_PER, per);
+  Atomics.store(ctrl, JOB, job.id);
   Atomics.store(ctrl, NTASKS, nTasks);
   Atomics.store(ctrl, NEXT, 0);
   Atomics.store(ctrl, ERR, 0);
@@ -92,7 +111,7 @@ export function runJob(kind: JobKind, nTasks: number, parallel: boolean): void {
   Atomics.notify(ctrl, GEN);
   let error: unknown = null;
   try {
-    for (let t = Atomics.add(ctrl, NEXT, 1); t < nTasks; t = Atomics.add(ctrl, NEXT, 1)) runTask(k, kind, params, t, 0);
+    for (let t = Atomics.add(ctrl, NEXT, 1); t < nTasks; t = Atomics.add(ctrl, NEXT, 1)) job.task(k, p, t, base);
   } catch (e) {
     error = e;
     Atomics.store(ctrl, NEXT, nTasks);
@@ -100,7 +119,7 @@ export function runJob(kind: JobKind, nTasks: number, parallel: boolean): void {
   let v: number;
   while ((v = Atomics.load(ctrl, PENDING)) !== 0) Atomics.wait(ctrl, PENDING, v);
   if (error) throw error;
-  if (Atomics.load(ctrl, ERR) !== 0) throw new PtslabError(`cpu backend: a pool worker failed in a job of kind ${kind} (${nTasks} tasks)`);
+  if (Atomics.load(ctrl, ERR) !== 0) throw new PtslabError(`cpu backend: a pool worker failed in a task of job '${job.name}' (${nTasks} tasks)`);
 }
 
 /** Stop the workers (the next big job starts a new pool). The one place workers are shut down. */
@@ -108,7 +127,7 @@ export function shutdownThreads(): void {
   if (!pool) return;
   const { ctrl, workers } = pool;
   pool = null;
-  Atomics.store(ctrl, KIND, JobKind.Exit);
+  Atomics.store(ctrl, JOB, EXIT);
   Atomics.add(ctrl, GEN, 1);
   Atomics.notify(ctrl, GEN);
   for (const w of workers) void w.terminate();

@@ -1,63 +1,17 @@
-// Loads the compiled SIMD kernels (kernels.wasm, built from kernels.as) on one shared WasmMemory that the
-// pool workers import too, and manages that memory as a per-call bump arena: a kernel call resets the arena, places
-// its inputs, packed panels, scratch and outputs, runs, and copies its results out. Nothing in the arena outlives a
-// call, so there is nothing to free; the memory grows to the largest call seen and stays (one place owns it).
+// Loads the compiled SIMD kernels (built from kernels/*.as by build-wasm.ts; the FMA build where it works) on one
+// shared WasmMemory that the pool workers import too, with the same compiled module, so every thread runs the same
+// kernels. Manages that memory as a per-call bump arena: a kernel call resets the arena, places its inputs, packed
+// panels, scratch and outputs, runs, and copies its results out. Nothing in the arena outlives a call, so there is
+// nothing to free; the memory grows to the largest call seen and stays (one place owns it).
 
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import v8 from 'node:v8';
 import { PtslabError, ShapeError } from '../../errors.js';
-import { buildScriptPath, wasmOutputPath, wasmSourcePath } from './build-wasm.js';
+import { buildScriptPath, kernelSourcePaths, wasmBuilds } from './build-wasm.js';
+import type { Kernels } from './kernels/exports.js';
 
-export interface Kernels {
-  gemm(ap: number, aps: number, bp: number, kc: number, mp: number, np: number, c: number, ldc: number, acc: number): void;
-  packA(src: number, rs: number, cs: number, M: number, K: number, dst: number, kt: number, koff: number): void;
-  packB(src: number, rs: number, cs: number, k0: number, kc: number, n0: number, nc: number, N: number, dst: number): void;
-  packIm2col(
-    x: number, H: number, W: number, KH: number, KW: number, sh: number, sw: number, ph: number, pw: number,
-    dh: number, dw: number, OW: number, P: number, k0: number, kc: number, p0: number, nc: number, dst: number,
-  ): void;
-  packIm2colT(
-    x: number, H: number, W: number, KH: number, KW: number, sh: number, sw: number, ph: number, pw: number,
-    dh: number, dw: number, OW: number, Kc: number, p0: number, pc: number, n0: number, nc: number, dst: number,
-  ): void;
-  col2im(
-    dcol: number, ldd: number, c0: number, c1: number, H: number, W: number, KH: number, KW: number, sh: number,
-    sw: number, ph: number, pw: number, dh: number, dw: number, OH: number, OW: number, gx: number,
-  ): void;
-  dwPlane(
-    x: number, H: number, W: number, w: number, KH: number, KW: number, sh: number, sw: number, ph: number, pw: number,
-    dh: number, dw: number, OH: number, OW: number, out: number, bias: number, flip: number, scratch: number,
-  ): void;
-  dwPlaneBackInput(
-    gy: number, OH: number, OW: number, w: number, KH: number, KW: number, sh: number, sw: number, ph: number,
-    pw: number, dh: number, dw: number, H: number, W: number, gx: number, scratch: number,
-  ): void;
-  compactRows(src: number, srcStride: number, rows: number, len: number, dst: number): void;
-  dwPlaneBackWeight(
-    gy: number, OH: number, OW: number, x: number, H: number, W: number, KH: number, KW: number, sh: number,
-    sw: number, ph: number, pw: number, dh: number, dw: number, gw: number, scratch: number,
-  ): void;
-  padPhases(
-    x: number, C: number, H: number, W: number, sh: number, sw: number, na: number, nb: number, ph: number, pw: number,
-    Hq: number, Wq: number, dst: number,
-  ): void;
-  convDirect(
-    xs: number, off: number, K: number, a: number, p0: number, p1: number, O: number, OH: number, OW: number, Wq: number,
-    out: number, tmp: number,
-  ): void;
-  transposePlanes(src: number, count: number, P: number, dst: number, width: number): void;
-  convDirectBackWeight(
-    gt: number, gImg: number, nb: number, o0: number, O: number, OH: number, OW: number, xs: number, xImg: number,
-    Wq: number, off: number, k0: number, k1: number, N: number, gw: number, K: number,
-  ): void;
-  sumStrided(src: number, count: number, stride: number, i0: number, i1: number, dst: number): void;
-  unaryF32(op: number, x: number, out: number, n: number): void;
-  clampF32(x: number, out: number, n: number, lo: number, hi: number): void;
-  binaryF32(op: number, a: number, as: number, b: number, bs: number, out: number, n: number): void;
-  bnStats(x: number, N: number, C: number, HW: number, c: number, out: number): void;
-  bnForward(x: number, N: number, C: number, HW: number, c: number, par: number, y: number): void;
-  bnBackward(gy: number, x: number, N: number, C: number, HW: number, c: number, par: number, out: number, gx: number): void;
-}
+export type { Kernels } from './kernels/exports.js';
 
 // Minimal typings of the WebAssembly JS API (this project's lib setting has no DOM/WebAssembly declarations).
 export interface WasmMemory {
@@ -66,6 +20,7 @@ export interface WasmMemory {
 }
 export type WasmModule = object;
 interface WasmApi {
+  validate(bytes: Uint8Array): boolean;
   Module: new (bytes: Uint8Array) => WasmModule;
   Instance: new (m: WasmModule, imports: object) => { exports: unknown };
   Memory: new (d: { initial: number; maximum: number; shared: boolean }) => WasmMemory;
@@ -85,13 +40,49 @@ export interface WasmRuntime {
 
 let runtime: WasmRuntime | null = null;
 let failure: string | null = null;
+let info: { fma: boolean; file: string } | null = null;
 
-function loadBytes(): Buffer {
-  const stale =
-    !fs.existsSync(wasmOutputPath) ||
-    (fs.existsSync(wasmSourcePath) && fs.statSync(wasmSourcePath).mtimeMs > fs.statSync(wasmOutputPath).mtimeMs);
-  if (stale) execFileSync(process.execPath, [buildScriptPath], { stdio: ['ignore', 'ignore', 'pipe'] });
-  return fs.readFileSync(wasmOutputPath);
+/** A one-function module: f(a, b, c) = lane 0 of f32x4.relaxed_madd(splat a, splat b, splat c). */
+const MADD_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+  0x01, 0x08, 0x01, 0x60, 0x03, 0x7d, 0x7d, 0x7d, 0x01, 0x7d, // type: (f32, f32, f32) -> f32
+  0x03, 0x02, 0x01, 0x00, // function 0 has that type
+  0x07, 0x05, 0x01, 0x01, 0x66, 0x00, 0x00, // export it as "f"
+  0x0a, 0x16, 0x01, 0x14, 0x00,
+  0x20, 0x00, 0xfd, 0x13, 0x20, 0x01, 0xfd, 0x13, 0x20, 0x02, 0xfd, 0x13, // three f32x4.splat
+  0xfd, 0x85, 0x02, 0xfd, 0x1f, 0x00, 0x0b, // f32x4.relaxed_madd, f32x4.extract_lane 0, end
+]);
+
+/**
+ * Why the relaxed-SIMD build (kernels-fma.wasm) is not used here, or null when it is: PTSLAB_FMA=0, an engine
+ * without relaxed SIMD (Node 20 has it behind a V8 flag, set here before anything compiles), or a relaxed_madd that
+ * the engine does not fuse (it may round twice; the builds would then differ for nothing, and we keep SIMD128).
+ */
+function fmaUnavailable(): string | null {
+  const env = process.env.PTSLAB_FMA;
+  if (env !== undefined && env !== '' && env !== '0' && env !== '1') {
+    throw new PtslabError(`cpu backend: PTSLAB_FMA must be 0 (use the SIMD128 kernels) or 1 (use the FMA kernels where they work, the default), got '${env}'`);
+  }
+  if (env === '0') return 'PTSLAB_FMA=0';
+  try {
+    v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+  } catch {
+    // an engine without the flag: validate says whether relaxed SIMD is there anyway
+  }
+  if (!WA.validate(MADD_PROBE)) return 'this engine has no WebAssembly relaxed SIMD';
+  const f = (new WA.Instance(new WA.Module(MADD_PROBE), {}).exports as { f: (a: number, b: number, c: number) => number }).f;
+  // (1 + 2^-23) (1 - 2^-23) - 1 is -2^-46 with one rounding, and 0 when the product is rounded first
+  if (f(1 + 2 ** -23, 1 - 2 ** -23, -1) !== -(2 ** -46)) return 'relaxed_madd is not fused on this machine';
+  return null;
+}
+
+/** The binary at file, rebuilt first (every build, in a child process) when it is missing or older than a source. */
+function loadBytes(file: string): Buffer {
+  const built = fs.existsSync(file) ? fs.statSync(file).mtimeMs : -1;
+  if (built < 0 || kernelSourcePaths().some((s) => fs.statSync(s).mtimeMs > built)) {
+    execFileSync(process.execPath, [buildScriptPath, '--wasm-only'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  }
+  return fs.readFileSync(file);
 }
 
 /** Instantiate the kernels on a memory (the main thread's, or a worker's import of the same memory). */
@@ -102,14 +93,31 @@ export function instantiate(module: WasmModule, memory: WasmMemory): Kernels {
 /** Why the wasm kernels cannot run here, or null when they can. Loads (and if needed builds) them once. */
 export function wasmUnavailable(): string | null {
   if (runtime || failure) return failure;
+  let fma: boolean;
   try {
-    const module = new WA.Module(loadBytes());
+    fma = fmaUnavailable() === null;
+  } catch (e) {
+    return (failure = (e as Error).message);
+  }
+  const file = fma ? wasmBuilds.fma.file : wasmBuilds.simd.file;
+  try {
+    const module = new WA.Module(loadBytes(file));
     const memory = new WA.Memory({ initial: 256, maximum: MAX_PAGES, shared: true });
     runtime = { module, memory, k: instantiate(module, memory) };
+    info = { fma, file };
   } catch (e) {
-    failure = `cpu backend: cannot load the wasm kernels (${wasmOutputPath}): ${(e as Error).message.split('\n')[0]}`;
+    failure = `cpu backend: cannot load the wasm kernels (${file}): ${(e as Error).message.split('\n')[0]}`;
   }
   return failure;
+}
+
+/**
+ * Which kernel build runs: the relaxed-SIMD one (fma: true, kernels-fma.wasm) or SIMD128 (kernels.wasm). Loads the
+ * kernels if they are not loaded yet; throws when they cannot load.
+ */
+export function cpuKernelInfo(): { fma: boolean; file: string } {
+  wasm();
+  return { ...info! };
 }
 
 export function wasm(): WasmRuntime {
