@@ -13,6 +13,7 @@ import {
   type Correction, type ObjectiveConfig, type PluginRecord, type PruneConfig, type Registry, type StepLog,
 } from '../sparsity/index.js';
 import { loadExperiment, type Experiment } from './kit.js';
+import { modelMacs, type ModelMacs } from '../sparsity/macs.js';
 
 export interface CellSpec {
   /** A bundled model name, or null with arch + weights. */
@@ -58,6 +59,11 @@ export interface CellResult {
   config: PruneConfig;
   evalImages: number;
   layers: Array<{ name: string; params: number; sparsity: number }>;
+  /**
+   * Analytic multiply-adds per image of the conv and linear layers (sparsity/macs.ts), dense and with the pruned
+   * weights' zeros skipped; absent in result.json files written before it existed.
+   */
+  macs?: ModelMacs;
   /** FCPTS: global sparsity of the learned thresholds before the exact correction, and the log-offset applied. */
   correction?: Correction;
   /** Plugins the run had loaded: path and sha256 (reproduce refuses a cell whose plugin changed). */
@@ -139,6 +145,8 @@ export async function runCell(spec: CellSpec, o: CellRunOptions): Promise<CellRe
   const outcome = await prune({ model: exp.model, makeModel: exp.makeModel, calibSource: exp.calibSource, calibSourcePlain: exp.calibSourcePlain, onStep: o.onStep, log: o.log, onNumericError }, spec.prune);
   o.log?.(`pruned in ${outcome.seconds.toFixed(1)} s; evaluating`);
   const acc = await exp.evaluate(exp.model, { images: spec.evalImages, onBatch: o.onEval });
+  // the input size of this model's images: one held-out image (the cell's transform, so imageSize is honoured)
+  const macs = modelMacs(exp.model, exp.heldOut({ images: 1 }).get(0).image.shape);
   const result: CellResult = {
     method: spec.prune.method,
     model: exp.name,
@@ -158,6 +166,7 @@ export async function runCell(spec: CellSpec, o: CellRunOptions): Promise<CellRe
     config: spec.prune,
     evalImages: acc.count,
     layers: outcome.layers,
+    macs,
     ...(outcome.correction ? { correction: outcome.correction } : {}),
     ...(o.plugins?.length ? { plugins: o.plugins } : {}),
   };

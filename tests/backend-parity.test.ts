@@ -329,6 +329,27 @@ function defineSuite(b: Backend) {
     }), bnCase);
   });
 
+  S('max pooling on large float32 tensors (the cpu wasm path): ties, NaN, padding, dilation, ceil mode, bit for bit', () => {
+    const maxCase = (c: PoolCase) => {
+      const g = rng(c.seed);
+      // values on a coarse grid so windows hold ties; 3% NaN (NaN wins a window) and some -Inf
+      const x = makeView([c.N, c.C, c.H, c.W], c.lx, 'float32', () => (g() < 0.03 ? NaN : g() < 0.02 ? -Infinity : Math.round(g() * 8) / 4));
+      const mp = pool(c, true);
+      const m = run(() => b.maxPool2d(x.v, mp)), mr = ref.maxPool2d(x.r, mp);
+      assert.equal([...m.argmax], [...mr.argmax], 'maxPool2d argmax');
+      assert.equal([...m.out].map(String), [...mr.out].map(String), 'maxPool2d values');
+      const mo = poolOut(c.H, c.W, mp);
+      const gm = makeView([c.N, c.C, mo.OH, mo.OW], c.lx, 'float32', () => g() * 2 - 1);
+      close('maxPool2dBackward', run(() => b.maxPool2dBackward(gm.v, m.argmax, x.v.shape)), ref.maxPool2dBackward(gm.r, mr.argmax, x.r.shape), 'float32');
+      cases++;
+    };
+    prop(arbPool.map((c) => ({ ...c, N: c.N + 2, C: c.C * 4 + 3, H: c.H + 6, W: c.W + 6 }))
+      .filter((c) => c.N * c.C * c.H * c.W > 1024 && poolOut(c.H, c.W, pool(c, true)).OH >= 1), maxCase, Math.max(10, RUNS / 4));
+    // ResNet's stem pool at 2 x 32 planes of 64 x 64: above the pool split, so the planes go to every thread
+    const flatLayout: Layout = { perm: [0, 1, 2, 3], step: [1, 1, 1, 1], bcast: [false, false, false, false], offset: 0 };
+    maxCase({ N: 2, C: 32, H: 64, W: 64, KH: 3, KW: 3, sh: 2, sw: 2, ph: 1, pw: 1, dh: 1, dw: 1, ceilMode: false, countIncludePad: false, oh: 1, ow: 1, seed: 7, dt: 'float32', lx: flatLayout });
+  });
+
   S('batch norm on large float32 tensors (the cpu wasm path): odd planes, strided views, NaN', () => {
     // 1,025 to ~14,000 elements: above the cpu backend's wasm threshold, below its pool split (bn thread counts are
     // checked in reliability-determinism); H * W odd or even so the kernels' pair and single tails both run
@@ -339,7 +360,7 @@ function defineSuite(b: Backend) {
     }).filter((c) => c.N * c.C * c.H * c.W > 1024), bnCase, Math.max(10, RUNS / 4));
   });
 
-  S('elementwise ops and clamp on large float32 tensors (the cpu wasm path): NaN, Inf, -0, subnormals, scalar operands', () => {
+  S('elementwise ops, clamp and where on large float32 tensors (the cpu wasm path): NaN, Inf, -0, subnormals, scalar operands', () => {
     // Every op here is one IEEE operation on float32 values, so the float64 reference rounded to float32 is the exact
     // answer, -0 included: the cpu backend (wasm or JavaScript) must match it bit for bit; other backends (gpu.js on a
     // GPU may flush subnormals or divide approximately) within the float32 tolerance.
@@ -371,6 +392,9 @@ function defineSuite(b: Backend) {
       check(`unary ${c.u}`, run(() => b.unary(c.u, x.v)), ref.unary(c.u, x.r));
       check(`clamp [${c.bounds}]`, run(() => b.clamp(x.v, ...c.bounds)), ref.clamp(x.r, ...c.bounds));
       check(`binary ${c.op} (scalar ${c.side}: ${c.scalar})`, run(() => b.binary(c.op, sa.v, sb.v)), ref.binary(c.op, sa.r, sb.r));
+      // the condition holds NaN, -0 and +0 too (relu's gradient is where(relu(x), g, 0))
+      const cond = makeView([c.n], lay, 'float32', val);
+      check(`where (scalar ${c.side}: ${c.scalar})`, run(() => b.where(cond.v, sa.v, sb.v)), ref.where(cond.r, sa.r, sb.r));
     }, Math.max(20, RUNS / 2));
   });
 

@@ -26,6 +26,18 @@ export interface Conv2dParams {
   readonly groups: number;
 }
 
+/**
+ * Unstructured-sparse weights in CSR form for the inference-only sparse kernels: a conv weight [O, C, KH, KW] (groups
+ * 1) or a linear weight [O, C] (KH = KW = 1); the nonzeros of output channel o are rows[o] <= j < rows[o + 1], tap
+ * taps[j] = (c * KH + kh) * KW + kw in increasing order, value vals[j].
+ */
+export interface SparseWeight {
+  readonly O: number; readonly C: number; readonly KH: number; readonly KW: number;
+  readonly rows: Int32Array;
+  readonly taps: Int32Array;
+  readonly vals: Float32Array;
+}
+
 export interface Pool2dParams {
   readonly kernelSize: readonly [number, number];
   readonly stride: readonly [number, number];
@@ -71,6 +83,14 @@ export interface Backend {
 
   /** x [N, C, H, W], w [O, C/groups, kh, kw], optional bias [O] -> [N, O, OH, OW]. */
   conv2d(x: View, w: View, bias: View | null, p: Conv2dParams): Storage;
+  /**
+   * Optional, inference only (no backward): conv2d of float32 x [N, C, H, W] with sparse weights (groups 1), the
+   * same result as conv2d on the dense weights up to float32 rounding. nn/sparse-inference.ts uses it where it is
+   * faster.
+   */
+  sparseConv2d?(x: View, w: SparseWeight, bias: View | null, p: Conv2dParams): Storage;
+  /** Optional, inference only: x [N, C] float32 times the sparse weight [O, C] transposed, plus bias -> [N, O]. */
+  sparseLinear?(x: View, w: SparseWeight, bias: View | null): Storage;
   /** Gradient w.r.t. x of conv2d, given gy [N, O, OH, OW]. */
   conv2dBackwardInput(gy: View, w: View, xShape: readonly number[], p: Conv2dParams): Storage;
   /** Gradient w.r.t. w of conv2d. */

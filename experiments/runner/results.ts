@@ -1,8 +1,8 @@
 // Gathering and tabulating results: every DIR/cells/<key>/ folder (cell.json = what the runner asked for,
 // result.json = runCell's CellResult, error.json = why it failed) of one or more run folders becomes one list of
 // cell records, written as DIR/results.json (everything), DIR/results.csv (one row per cell) and DIR/results.md (the
-// tables a person reads: rows = method, columns = target sparsity; top-1, achieved sparsity, seconds; mean +- std
-// over seeds). Nothing here depends on when or where a cell ran, so merged shards give the same files as one run.
+// tables a person reads: rows = method, columns = target sparsity; top-1, achieved sparsity, seconds, pruned MACs;
+// mean +- std over seeds). Nothing here depends on when or where a cell ran, so merged shards give the same files as one run.
 
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -100,14 +100,17 @@ export const std = (xs: number[]) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((s
 const pct = (s: number) => `${+(100 * s).toFixed(2)}%`;
 
 /** A rows x sparsities markdown table of one statistic; cells with several seeds show mean +- std (n). */
-export function statTable(cells: readonly Omit<CellRecord, 'dir'>[], get: (r: CellResult) => number, digits: number): string {
+export function statTable(cells: readonly Omit<CellRecord, 'dir'>[], get: (r: CellResult) => number | undefined, digits: number): string {
   const rows = [...new Set(cells.map(rowLabel))];
   const cols = [...new Set(cells.map((c) => c.sparsity))].sort((a, b) => a - b);
   const lines = [`| method | ${cols.map(pct).join(' | ')} |`, `| --- | ${cols.map(() => '---:').join(' | ')} |`];
   for (const row of rows) {
     const vals = cols.map((s) => {
       const here = cells.filter((c) => rowLabel(c) === row && c.sparsity === s);
-      const done = here.filter((c) => c.result).map((c) => get(c.result!));
+      const finished = here.filter((c) => c.result);
+      // a statistic that finished results lack (macs in result.json files older than it) is a blank cell
+      const done = finished.map((c) => get(c.result!)).filter((v): v is number => v !== undefined);
+      if (finished.length && !done.length) return '';
       if (!done.length) return here.some((c) => c.status === 'failed') ? 'failed' : here.length ? 'pending' : '–';
       const m = mean(done).toFixed(digits);
       return done.length > 1 ? `${m} ± ${std(done).toFixed(digits)} (n=${done.length})` : m;
@@ -117,7 +120,7 @@ export function statTable(cells: readonly Omit<CellRecord, 'dir'>[], get: (r: Ce
   return lines.join('\n');
 }
 
-const table = (cells: CellRecord[], title: string, get: (r: CellResult) => number, digits: number): string =>
+const table = (cells: CellRecord[], title: string, get: (r: CellResult) => number | undefined, digits: number): string =>
   `## ${title}\n\n${statTable(cells, get, digits)}`;
 
 /** One field of the finished cells' results: its distinct values, in order of first appearance, comma-separated. */
@@ -144,12 +147,13 @@ export function resultsMarkdown(meta: RunMeta, cells: CellRecord[], plots: strin
   out.push(table(cells, 'Top-1 (%)', (r) => r.top1, 2), '');
   out.push(table(cells, 'Achieved sparsity (%)', (r) => 100 * r.achievedSparsity, 2), '');
   out.push(table(cells, 'Seconds (sparsification, without evaluation)', (r) => r.seconds, 1), '');
+  out.push(table(cells, 'Pruned MMACs per image (conv and linear layers, zeros skipped)', (r) => (r.macs ? r.macs.pruned / 1e6 : undefined), 1), '');
   if (failed.length) out.push('## Failed cells', '', ...failed.map((c) => `- \`${c.key}\`: ${c.error ?? 'unknown error'}`), '');
   if (plots.length) out.push('## Plots', '', ...plots.map((p) => `- [${p}](${p})`), '');
   return out.join('\n');
 }
 
-const CSV_COLUMNS = ['key', 'method', 'ablation', 'sparsity', 'seed', 'status', 'top1', 'denseTop1', 'achievedSparsity', 'seconds', 'zeroParams', 'prunableParams', 'model', 'arch', 'dataset', 'evalImages', 'backend', 'commit', 'error'] as const;
+const CSV_COLUMNS = ['key', 'method', 'ablation', 'sparsity', 'seed', 'status', 'top1', 'denseTop1', 'achievedSparsity', 'seconds', 'zeroParams', 'prunableParams', 'model', 'arch', 'dataset', 'evalImages', 'prunedMacs', 'denseMacs', 'backend', 'commit', 'error'] as const;
 
 const csvField = (v: unknown): string => {
   const s = v === undefined || v === null ? '' : String(v);
@@ -163,6 +167,7 @@ export function resultsCsv(cells: CellRecord[]): string {
       key: c.key, method: c.method, ablation: c.ablation, sparsity: c.sparsity, seed: c.seed, status: c.status,
       top1: r?.top1, denseTop1: r?.denseTop1, achievedSparsity: r?.achievedSparsity, seconds: r?.seconds, zeroParams: r?.zeroParams,
       prunableParams: r?.prunableParams, model: r?.model, arch: r?.arch, dataset: r?.dataset, evalImages: r?.evalImages,
+      prunedMacs: r?.macs?.pruned, denseMacs: r?.macs?.dense,
       backend: r?.backend, commit: r?.commit, error: c.error,
     };
     return CSV_COLUMNS.map((k) => csvField(v[k])).join(',');

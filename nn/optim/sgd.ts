@@ -2,7 +2,7 @@
 //   g = grad + wd * p;  buf = g on the first step, else momentum * buf + (1 - dampening) * g;
 //   g = nesterov ? g + momentum * buf : buf;  p -= lr * g
 
-import { ArgumentError } from '../../core/index.js';
+import { ArgumentError, type Storage } from '../../core/index.js';
 import { Optimizer, type ParamGroup, type ParamsArg, type UpdateContext } from './optimizer.js';
 
 export interface SGDOptions {
@@ -29,17 +29,60 @@ export class SGD extends Optimizer<SGDOptions> {
   protected update({ p, pOff, g, gOff, n, state }: UpdateContext, o: ParamGroup<SGDOptions>): void {
     const { lr, momentum, dampening, weightDecay: wd, nesterov } = o;
     const sign = o.maximize ? -1 : 1;
-    let buf = state.momentumBuffer as Float32Array | Float64Array | undefined;
-    const first = momentum !== 0 && buf === undefined;
-    if (first) buf = state.momentumBuffer = new (p.constructor as Float32ArrayConstructor)(n);
+    if (momentum === 0) {
+      plainStep(p, pOff, g, gOff, n, sign, wd, lr);
+      return;
+    }
+    const buf = state.momentumBuffer as Storage | undefined;
+    if (buf === undefined) {
+      state.momentumBuffer = firstMomentumStep(p, pOff, g, gOff, n, sign, wd, lr, momentum, nesterov);
+      return;
+    }
+    momentumStep(p, pOff, g, gOff, buf, n, sign, wd, lr, momentum, 1 - dampening, nesterov);
+  }
+}
+
+// The update as one loop per case, with nothing decided per element: a loop with the cases as branches and a buffer
+// that may be undefined ran 2x slower (90 ms of a 390 ms ResNet-18 batch-1 step, 45 ms now). Every loop computes the rule above
+// with the same operations in the same order, so the values do not depend on which loop runs.
+
+function plainStep(p: Storage, pOff: number, g: Storage, gOff: number, n: number, sign: number, wd: number, lr: number): void {
+  for (let i = 0; i < n; i++) {
+    const w = p[pOff + i];
+    p[pOff + i] = w - lr * (sign * g[gOff + i] + wd * w);
+  }
+}
+
+/** The first momentum step (buf = g); returns the new buffer. */
+function firstMomentumStep(
+  p: Storage, pOff: number, g: Storage, gOff: number, n: number, sign: number, wd: number, lr: number, momentum: number, nesterov: boolean,
+): Storage {
+  const buf = new (p.constructor as Float32ArrayConstructor)(n);
+  for (let i = 0; i < n; i++) {
+    const w = p[pOff + i];
+    const d = sign * g[gOff + i] + wd * w;
+    const b = (buf[i] = d);
+    p[pOff + i] = w - lr * (nesterov ? d + momentum * b : b);
+  }
+  return buf;
+}
+
+function momentumStep(
+  p: Storage, pOff: number, g: Storage, gOff: number, buf: Storage, n: number,
+  sign: number, wd: number, lr: number, momentum: number, damp1: number, nesterov: boolean,
+): void {
+  if (nesterov) {
     for (let i = 0; i < n; i++) {
       const w = p[pOff + i];
-      let d = sign * g[gOff + i] + wd * w;
-      if (buf) {
-        const b = (buf[i] = first ? d : momentum * buf[i] + (1 - dampening) * d);
-        d = nesterov ? d + momentum * b : b;
-      }
-      p[pOff + i] = w - lr * d;
+      const d = sign * g[gOff + i] + wd * w;
+      const b = (buf[i] = momentum * buf[i] + damp1 * d);
+      p[pOff + i] = w - lr * (d + momentum * b);
+    }
+  } else {
+    for (let i = 0; i < n; i++) {
+      const w = p[pOff + i];
+      const b = (buf[i] = momentum * buf[i] + damp1 * (sign * g[gOff + i] + wd * w));
+      p[pOff + i] = w - lr * b;
     }
   }
 }

@@ -1,7 +1,9 @@
 // `ptslab eval`: top-1 / top-5 accuracy (percent) and the image count of a bundled model (--model NAME, on its own
 // dataset's held-out split) or of any weights file (--arch A --weights W --dataset D). --json prints exactly one
 // object { "top1", "top5", "count" } on stdout. --eval-images N evaluates the seeded subset of N held-out images
-// that `ptslab prune --eval-images N` evaluates (experiments/kit.ts: one name, one meaning).
+// that `ptslab prune --eval-images N` evaluates (experiments/kit.ts: one name, one meaning). --sparse-kernels auto|on|off
+// (default auto) runs a pruned model's conv and linear layers on the backend's sparse kernels where they are faster
+// (nn/sparse-inference.ts); which layers went sparse and the evaluation time go to stderr, so --json stays one line.
 
 import type { CommandModule } from 'yargs';
 import { ArgumentError } from '../../core/index.js';
@@ -9,6 +11,7 @@ import { selectBackend } from '../../core/backend/select.js';
 import { ARCHS, DATASETS } from '../../nn/train/index.js';
 import { BUNDLED_MODELS, bundledModelInfo } from '../../experiments/models/index.js';
 import { loadExperiment, type Experiment } from '../../experiments/kit.js';
+import { SPARSE_KERNEL_MODES, enableSparseInference, type SparseKernelMode } from '../../nn/sparse-inference.js';
 import { FOLDER_OPTIONS, RENAME_OPTION, SHORTCUT_OPTION, UsageError, numberList, backendChoices, checkNumbers, runCommand, usageFailures, type ModelArgs } from './common.js';
 
 interface EvalArgs extends ModelArgs {
@@ -19,6 +22,7 @@ interface EvalArgs extends ModelArgs {
   std?: string;
   'eval-images'?: number;
   json: boolean;
+  'sparse-kernels': SparseKernelMode;
   backend?: string;
   verbose?: boolean;
 }
@@ -43,7 +47,17 @@ async function handler(a: EvalArgs): Promise<void> {
     if (trainedOn && trainedOn !== b.name) process.stderr.write(`note: ${a.model}'s recorded accuracy was measured on backend '${trainedOn}', this is '${b.name}': figures may differ in the last digit\n`);
     if (a.dataset && a.dataset !== exp.dataset) throw new UsageError(`eval: bundled model '${a.model}' is trained on ${exp.dataset}, not ${a.dataset}`);
   }
-  const acc = await exp.evaluate(exp.model, { images: a['eval-images'], batchSize: a.batch });
+  const sparse = enableSparseInference(exp.model, a['sparse-kernels']);
+  const t0 = performance.now();
+  let acc: Awaited<ReturnType<Experiment['evaluate']>>;
+  try {
+    acc = await exp.evaluate(exp.model, { images: a['eval-images'], batchSize: a.batch });
+  } finally {
+    sparse.remove();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const went = sparse.sparseLayers();
+  process.stderr.write(`sparse kernels ${a['sparse-kernels']}: ${went.length} of ${sparse.layers.length} pruned conv/linear layers ran sparse${went.length ? ` (${went.join(', ')})` : ''}; evaluated in ${seconds.toFixed(2)} s on backend '${b.name}'\n`);
   const label = a.model ?? `${a.arch} ${a.weights}`;
   if (a.json) console.log(JSON.stringify({ top1: acc.top1, top5: acc.top5, count: acc.count }));
   else console.log(`${label} on ${exp.dataset} (${acc.count} images): top-1 ${acc.top1.toFixed(2)}% (${acc.correct1}), top-5 ${acc.top5.toFixed(2)}% (${acc.correct5})`);
@@ -69,6 +83,7 @@ const command: CommandModule<object, EvalArgs> = {
         .option('batch', { type: 'number', default: 256, describe: 'batch size' })
         .option('eval-images', { type: 'number', describe: 'evaluate on a seeded subset of N held-out images (the same subset as ptslab prune --eval-images N)' })
         .option('json', { type: 'boolean', default: false, describe: 'print one JSON object { top1, top5, count }' })
+        .option('sparse-kernels', { type: 'string', choices: SPARSE_KERNEL_MODES, default: 'auto' as SparseKernelMode, describe: 'pruned conv/linear layers on sparse kernels: auto (where timed faster), on (every layer with a zero), off (dense)' })
         .option('backend', { type: 'string', choices: backendChoices(), describe: 'backend (default: PTSLAB_BACKEND, else auto)' })
         .option('verbose', { type: 'boolean', describe: 'print stacks on errors' })
         .check((a) => checkNumbers(a, { 'width-mult': '>0', batch: 'int>0', 'eval-images': 'int>0', 'image-size': 'int>0' })),

@@ -52,7 +52,7 @@ export interface Plan {
  * row's left padding while the true taps lie in the right padding (both zero): 3x3 padding 1 stride 1 gives W + 1
  * columns, not W + 2.
  */
-function plan(C: number, H: number, W: number, KH: number, KW: number, cp: Conv2dParams, OH: number, OW: number): Plan {
+export function plan(C: number, H: number, W: number, KH: number, KW: number, cp: Conv2dParams, OH: number, OW: number): Plan {
   const [sh, sw] = cp.stride, [ph, pw] = cp.padding, [dh, dw] = cp.dilation;
   const rowOf = (kh: number) => [(kh * dh) % sh, Math.floor((kh * dh) / sh)];
   const colOf = (kw: number) => [(kw * dw) % sw, Math.floor((kw * dw) / sw)];

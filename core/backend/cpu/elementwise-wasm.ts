@@ -1,6 +1,6 @@
 // WebAssembly fast paths of the cpu backend's hottest elementwise ops on large float32 tensors: relu, neg, abs, clamp
-// (relu6), the four arithmetic ops and the comparisons, on contiguous operands or a scalar broadcast (every stride 0). The
-// operands are copied into the shared arena (a memcpy, much cheaper than a JavaScript loop over the elements), one
+// (relu6), the four arithmetic ops, the comparisons and where (relu's gradient), on contiguous operands or a scalar
+// broadcast (every stride 0). The operands are copied into the shared arena (a memcpy, much cheaper than a JavaScript loop over the elements), one
 // SIMD kernel of kernels/elementwise.as runs over them in place, and the result is copied out. These run on the main thread: the
 // copies, which only it can make (the operands are not shared memory), take most of the time, and splitting the
 // kernel across the pool measured no faster. Each returns null when it does not apply, and the caller runs its
@@ -64,6 +64,24 @@ export function unaryWasm(op: UnaryOp, x: View): Float32Array | null {
 /** clamp(x, lo, hi); a float64 bound rounds to float32 first, which gives the JavaScript loop's values exactly. */
 export const clampWasm = (x: View, lo: number, hi: number): Float32Array | null =>
   inPlace('clamp', x, (at, n4) => wasm().k.clampF32(at, at, n4, lo, hi));
+
+/** cond != 0 ? a : b on float32 operands, each contiguous or a scalar broadcast (null: not applicable). */
+export function whereWasm(cond: View, a: View, b: View): Float32Array | null {
+  const n = numelOf(a.shape);
+  if (!wasmWorthIt(a.data, n) || !(b.data instanceof Float32Array) || !(cond.data instanceof Float32Array)) return null;
+  const arena = new Arena(`where [${a.shape.join(', ')}]`);
+  const cr = reserve(arena, cond, n), ar = reserve(arena, a, n), br = reserve(arena, b, n);
+  if (!cr || !ar || !br) return null;
+  // in place over an array operand, as binaryWasm
+  const out = ar.step ? ar.at : br.step ? br.at : cr.step ? cr.at : arena.floats(n);
+  arena.commit();
+  const h = heap();
+  cr.fill(h);
+  ar.fill(h);
+  br.fill(h);
+  wasm().k.whereF32(cr.at, cr.step, ar.at, ar.step, br.at, br.step, out, ceil4(n));
+  return takeOut(out, n);
+}
 
 export function binaryWasm(op: BinaryOp, a: View, b: View): Float32Array | null {
   const code = binaryCodes[op], n = numelOf(a.shape);

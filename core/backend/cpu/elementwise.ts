@@ -6,7 +6,7 @@
 
 import type { Storage } from '../../dtype.js';
 import type { BinaryOp, ReduceOp, UnaryOp, View } from '../types.js';
-import { binaryWasm, clampWasm, unaryWasm } from './elementwise-wasm.js';
+import { binaryWasm, clampWasm, unaryWasm, whereWasm } from './elementwise-wasm.js';
 import { type Arr, collapse, forEachRow, gather, isContiguous, numelOf } from './strided.js';
 
 export const alloc = (like: Storage, n: number): Storage => (like instanceof Float64Array ? new Float64Array(n) : new Float32Array(n));
@@ -122,6 +122,8 @@ export function binary(op: BinaryOp, a: View, b: View): Storage {
 }
 
 export function where(cond: View, a: View, b: View): Storage {
+  const fast = whereWasm(cond, a, b);
+  if (fast) return fast;
   const n = numelOf(a.shape);
   const out = alloc(a.data, n);
   if (n === 0) return out;

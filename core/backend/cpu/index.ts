@@ -1,8 +1,9 @@
 // The `cpu` backend: the fast CPU kernel set. Convolutions and matrix products run as WebAssembly SIMD kernels
 // (kernels/*.as) split across a persistent worker pool (threads.ts) over shared memory; batch norm and the common
-// elementwise ops on float32 run as SIMD kernels too (batch norm split by channels); the other elementwise ops,
-// reductions and pooling are tight JavaScript loops on the main thread (memory-bound, see their files). float64
-// inputs take the same JavaScript paths, or the reference kernels where the fast path is wasm (float32 only).
+// elementwise ops, where and max pooling on float32 run as SIMD or wasm kernels too (batch norm and pooling split by
+// channels); the other elementwise ops, reductions and average pooling are tight JavaScript loops on the main thread
+// (memory-bound, see their files). float64 inputs take the same JavaScript paths, or the reference kernels where the
+// fast path is wasm (float32 only).
 
 // first: the job table imports every module that defines jobs and seals the table (see jobs.ts)
 import './job-table.js';
@@ -10,6 +11,7 @@ import type { Backend } from '../types.js';
 import { conv2d, conv2dBackwardInput, conv2dBackwardWeight } from './conv.js';
 import { assign, binary, clamp, contiguous, reduce, unary, where } from './elementwise.js';
 import { matmul } from './gemm.js';
+import { sparseConv2d, sparseLinear } from './sparse.js';
 import { batchNormBackward, batchNormForward, batchNormStats } from './norm.js';
 import {
   adaptiveAvgPool2d, adaptiveAvgPool2dBackward, avgPool2d, avgPool2dBackward, maxPool2d, maxPool2dBackward,
@@ -32,6 +34,8 @@ export const cpuBackend: Backend = {
   reduce,
   matmul,
   conv2d,
+  sparseConv2d,
+  sparseLinear,
   conv2dBackwardInput,
   conv2dBackwardWeight,
   maxPool2d,

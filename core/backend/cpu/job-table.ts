@@ -5,8 +5,10 @@
 
 import './conv-direct.js';
 import './conv.js';
+import './sparse.js';
 import './gemm.js';
 import './norm.js';
+import './pool2d.js';
 import { sealJobTable } from './jobs.js';
 
 sealJobTable();

@@ -14,8 +14,11 @@ import { gather, isContiguous, numelOf } from './strided.js';
 import { runJob, threadCount } from './threads.js';
 import { Arena, heap, heap64, takeOut } from './wasm.js';
 
-/** Batch norms from this many elements split their channels across the pool (measured: no gain at 200K elements). */
-const PARALLEL_ELEMENTS = 1 << 18;
+/**
+ * Batch norms (and max pooling) from this many elements split their channels across the pool (measured: no gain at
+ * 200K elements).
+ */
+export const PARALLEL_ELEMENTS = 1 << 18;
 
 const flat = (v: View): Storage => (isContiguous(v) && v.offset === 0 ? v.data : contiguous(v));
 

@@ -1,19 +1,55 @@
 // Pooling kernels of the cpu backend (max, average, adaptive average; forward and backward), plain JavaScript on the
 // main thread: each window's clipped bounds are computed once per output cell instead of testing every tap. Same
 // semantics as the reference (PyTorch's divisor and ceil-mode rules, NaN wins a max window); float32 and float64.
+// Large float32 max pooling (ResNet's stem) runs the same loops as wasm kernels (kernels/pool.as) split by planes
+// across the pool, on a copy in the arena: bit for bit the JavaScript results.
 
 import type { Storage } from '../../dtype.js';
 import { poolOut } from '../reference.js';
 import type { Pool2dParams, View } from '../types.js';
 import { alloc, contiguous } from './elementwise.js';
-import { isContiguous } from './strided.js';
+import { wasmWorthIt } from './elementwise-wasm.js';
+import { defineJob } from './jobs.js';
+import { PARALLEL_ELEMENTS } from './norm.js';
+import { gather, isContiguous, numelOf } from './strided.js';
+import { runJob, threadCount } from './threads.js';
+import { Arena, heap, takeOut, takeOutInt32, wasm } from './wasm.js';
 
 const flat = (v: View): Storage => (isContiguous(v) && v.offset === 0 ? v.data : contiguous(v));
 
+/** Max pooling of planes [t * Chunk, (t + 1) * Chunk) of X into Out and Arg (int32). */
+const maxPoolJob = defineJob('pool.max', ['X', 'H', 'W', 'OH', 'OW', 'KH', 'KW', 'Sh', 'Sw', 'Ph', 'Pw', 'Dh', 'Dw', 'Planes', 'Chunk', 'Out', 'Arg'], (k, p, t) => {
+  k.maxPoolPlanes(p.X, p.H, p.W, p.OH, p.OW, p.KH, p.KW, p.Sh, p.Sw, p.Ph, p.Pw, p.Dh, p.Dw, t * p.Chunk, Math.min(p.Planes, (t + 1) * p.Chunk), p.Out, p.Arg);
+});
+
+/** Max-pooling backward of planes [t * Chunk, (t + 1) * Chunk): Gy and Arg (OHW per plane) into Gx (HW per plane). */
+const maxPoolBackJob = defineJob('pool.maxBack', ['Gy', 'Arg', 'OHW', 'HW', 'Planes', 'Chunk', 'Gx'], (k, p, t) => {
+  k.maxPoolBackPlanes(p.Gy, p.Arg, p.OHW, p.HW, t * p.Chunk, Math.min(p.Planes, (t + 1) * p.Chunk), p.Gx);
+});
+
+/** Planes per task of a pooling job over `planes` planes of `per` elements each, and whether it runs in parallel. */
+function planeSplit(planes: number, per: number): { chunk: number; tasks: number; parallel: boolean } {
+  const parallel = planes * per >= PARALLEL_ELEMENTS && threadCount() > 1;
+  const chunk = parallel ? Math.max(1, Math.ceil(planes / (4 * threadCount()))) : planes;
+  return { chunk, tasks: Math.ceil(planes / chunk), parallel };
+}
+
 export function maxPool2d(xv: View, p: Pool2dParams): { out: Storage; argmax: Int32Array } {
-  const x = flat(xv);
   const [N, C, H, W] = xv.shape;
   const { OH, OW } = poolOut(H, W, p);
+  if (wasmWorthIt(xv.data, numelOf(xv.shape)) && N * C * OH * OW > 0) {
+    const arena = new Arena(`maxPool2d x[${xv.shape.join(', ')}]`);
+    const xp = arena.floats(N * C * H * W), op = arena.floats(N * C * OH * OW), ap = arena.floats(N * C * OH * OW);
+    arena.commit();
+    gather(xv, heap(), xp / 4);
+    const s = planeSplit(N * C, H * W);
+    runJob(maxPoolJob, {
+      X: xp, H, W, OH, OW, KH: p.kernelSize[0], KW: p.kernelSize[1], Sh: p.stride[0], Sw: p.stride[1], Ph: p.padding[0],
+      Pw: p.padding[1], Dh: p.dilation[0], Dw: p.dilation[1], Planes: N * C, Chunk: s.chunk, Out: op, Arg: ap,
+    }, s.tasks, s.parallel);
+    return { out: takeOut(op, N * C * OH * OW), argmax: takeOutInt32(ap, N * C * OH * OW) };
+  }
+  const x = flat(xv);
   const [KH, KW] = p.kernelSize, [sh, sw] = p.stride, [ph, pw] = p.padding, [dh, dw] = p.dilation;
   const out = alloc(x, N * C * OH * OW);
   const argmax = new Int32Array(N * C * OH * OW);
@@ -49,9 +85,20 @@ export function maxPool2d(xv: View, p: Pool2dParams): { out: Storage; argmax: In
 }
 
 export function maxPool2dBackward(gyv: View, argmax: Int32Array, xShape: readonly number[]): Storage {
-  const gy = flat(gyv);
   const [N, C, H, W] = xShape;
   const [, , OH, OW] = gyv.shape;
+  if (wasmWorthIt(gyv.data, N * C * H * W) && N * C * OH * OW > 0) {
+    const arena = new Arena(`maxPool2dBackward gy[${gyv.shape.join(', ')}]`);
+    const gp = arena.floats(N * C * OH * OW), ap = arena.floats(N * C * OH * OW), xp = arena.floats(N * C * H * W);
+    arena.commit();
+    const h = heap();
+    gather(gyv, h, gp / 4);
+    new Int32Array(h.buffer, ap, N * C * OH * OW).set(argmax);
+    const s = planeSplit(N * C, H * W);
+    runJob(maxPoolBackJob, { Gy: gp, Arg: ap, OHW: OH * OW, HW: H * W, Planes: N * C, Chunk: s.chunk, Gx: xp }, s.tasks, s.parallel);
+    return takeOut(xp, N * C * H * W);
+  }
+  const gy = flat(gyv);
   const gx = alloc(gy, N * C * H * W);
   const HW = H * W, OHW = OH * OW;
   for (let nc = 0; nc < N * C; nc++) {

@@ -1,11 +1,11 @@
 // Entry point of one cpu-backend pool worker: instantiate the kernels on the shared wasm memory, check that its job
-// table is the main thread's, report ready, then loop forever: sleep on the generation counter, decode the published
-// job's parameters, claim its tasks until none are left, check out. See threads.ts for the protocol.
+// table is the main thread's, report ready, then loop forever: poll, then sleep, on the generation counter, decode the
+// published job's parameters, claim its tasks until none are left, check out. See threads.ts for the protocol.
 
 import { workerData } from 'node:worker_threads';
 import { decodeParams, jobById, jobNames } from './jobs.js';
 import './job-table.js';
-import { CTRL, EXIT, TABLE_MISMATCH } from './threads.js';
+import { CTRL, EXIT, TABLE_MISMATCH, spinWhile } from './threads.js';
 import { instantiate, type WasmMemory, type WasmModule } from './wasm.js';
 
 const { module, memory, ctrl: sab, tid, jobs } = workerData as {
@@ -25,7 +25,8 @@ Atomics.add(ctrl, CTRL.READY, same ? 1 : TABLE_MISMATCH);
 Atomics.notify(ctrl, CTRL.READY);
 
 while (same) {
-  Atomics.wait(ctrl, CTRL.GEN, seen);
+  // poll a while first (see SPIN_US): the next job often follows within microseconds (packing, then the product)
+  if (!spinWhile(ctrl, CTRL.GEN, seen)) Atomics.wait(ctrl, CTRL.GEN, seen);
   const gen = Atomics.load(ctrl, CTRL.GEN);
   if (gen === seen) continue;
   seen = gen;

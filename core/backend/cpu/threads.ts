@@ -1,9 +1,9 @@
 // The cpu backend's persistent worker pool: os.availableParallelism() - 1 workers (PTSLAB_THREADS overrides the
 // total), started once on the first job big enough to share, all importing the same shared wasm memory. The Backend
 // interface is synchronous, so a job runs like this: the main thread writes the job into a shared control block,
-// bumps a generation counter and wakes the workers with Atomics.notify, claims tasks itself, then blocks in
-// Atomics.wait until every worker has checked out. Workers are unref'd (they never keep the process alive) and are
-// stopped in one place, shutdownThreads().
+// bumps a generation counter and wakes the workers with Atomics.notify, claims tasks itself, then polls (SPIN_US) and
+// blocks in Atomics.wait until every worker has checked out. Workers are unref'd (they never keep the process alive)
+// and are stopped in one place, shutdownThreads().
 
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -34,10 +34,13 @@ let poolFailed = false;
 /** Set when the workers' job table differs from ours: every later parallel job throws it again. */
 let tableError: PtslabError | null = null;
 
+/** The machine's parallelism, read once: os.availableParallelism() is a system call, and jobs ask on every call. */
+let machineThreads = 0;
+
 /** Threads a job may use (main included). */
 export function threadCount(): number {
   const env = Number(process.env.PTSLAB_THREADS);
-  return Math.max(1, Number.isInteger(env) && env > 0 ? env : os.availableParallelism());
+  return Math.max(1, Number.isInteger(env) && env > 0 ? env : (machineThreads ||= os.availableParallelism()));
 }
 
 function startPool(): Pool | null {
@@ -73,6 +76,22 @@ function startPool(): Pool | null {
   }
   pool = { ctrl, params: ctrl.subarray(PARAMS), workers };
   return pool;
+}
+
+/**
+ * How long a thread polls a control slot before it sleeps in Atomics.wait: a wake-up from Atomics.wait takes 30 to
+ * 100 us, which a step of a small network pays some 150 times over (every parallel job wakes the workers, and the
+ * main thread waits for their last task); polling catches the next job, or the last task's end, as it comes.
+ */
+export const SPIN_US = 50;
+
+/** Poll ctrl[slot] until it differs from `from` (true) or SPIN_US have passed (false: sleep in Atomics.wait then). */
+export function spinWhile(ctrl: Int32Array, slot: number, from: number): boolean {
+  const end = performance.now() + SPIN_US / 1000;
+  for (;;) {
+    for (let i = 0; i < 256; i++) if (Atomics.load(ctrl, slot) !== from) return true;
+    if (performance.now() > end) return false;
+  }
 }
 
 /** Per-thread scratch of a job: thread tid's starts at scratch + tid * scratchPer. */
@@ -117,7 +136,7 @@ export function runJob<N extends string>(job: Job<N>, p: JobParams<N>, nTasks: n
     Atomics.store(ctrl, NEXT, nTasks);
   }
   let v: number;
-  while ((v = Atomics.load(ctrl, PENDING)) !== 0) Atomics.wait(ctrl, PENDING, v);
+  while ((v = Atomics.load(ctrl, PENDING)) !== 0) if (!spinWhile(ctrl, PENDING, v)) Atomics.wait(ctrl, PENDING, v);
   if (error) throw error;
   if (Atomics.load(ctrl, ERR) !== 0) throw new PtslabError(`cpu backend: a pool worker failed in a task of job '${job.name}' (${nTasks} tasks)`);
 }

@@ -103,3 +103,15 @@ export function binaryF32(op: i32, a: usize, as: usize, b: usize, bs: usize, out
     default: binaryLoop(8, a, as, b, bs, out, n);
   }
 }
+
+/**
+ * out[i] = c[i] != 0 ? a[i] : b[i] for i < n (n a multiple of 4); cs, as, bs: byte steps as binaryF32's. NaN != 0 takes
+ * a and -0 takes b, as the JavaScript loop's `c !== 0`.
+ */
+export function whereF32(c: usize, cs: usize, a: usize, as: usize, b: usize, bs: usize, out: usize, n: i32): void {
+  const zero = f32x4.splat(0);
+  const end = out + (<usize>n << 2);
+  for (; out < end; out += 16, c += cs, a += as, b += bs) {
+    v128.store(out, v128.bitselect(v128.load(a), v128.load(b), f32x4.ne(v128.load(c), zero)));
+  }
+}

@@ -58,11 +58,23 @@ export interface Kernels {
   unaryF32(op: number, x: number, out: number, n: number): void;
   clampF32(x: number, out: number, n: number, lo: number, hi: number): void;
   binaryF32(op: number, a: number, as: number, b: number, bs: number, out: number, n: number): void;
+  whereF32(c: number, cs: number, a: number, as: number, b: number, bs: number, out: number, n: number): void;
   // norm.as
   bnStats(x: number, N: number, C: number, HW: number, c: number, out: number): void;
   bnForward(x: number, N: number, C: number, HW: number, c: number, par: number, y: number): void;
   bnBackward(
     gy: number, x: number, N: number, C: number, HW: number, c: number, par: number, out: number, gx: number,
+  ): void;
+  // pool.as
+  maxPoolPlanes(
+    x: number, H: number, W: number, OH: number, OW: number, KH: number, KW: number, sh: number, sw: number, ph: number,
+    pw: number, dh: number, dw: number, p0: number, p1: number, out: number, arg: number,
+  ): void;
+  maxPoolBackPlanes(gy: number, arg: number, OHW: number, HW: number, p0: number, p1: number, gx: number): void;
+  // sparse.as
+  sparseConv(
+    xs: number, rows: number, offs: number, vals: number, bias: number, o0: number, o1: number, OH: number, OW: number,
+    Wq: number, out: number, tmp: number,
   ): void;
 }
 
@@ -87,7 +99,11 @@ export const kernelTypes: Record<keyof Kernels, string> = {
   unaryF32: 'i32 i32 i32 i32 -> void',
   clampF32: 'i32 i32 i32 f32 f32 -> void',
   binaryF32: 'i32 i32 i32 i32 i32 i32 i32 -> void',
+  whereF32: 'i32 i32 i32 i32 i32 i32 i32 i32 -> void',
   bnStats: 'i32 i32 i32 i32 i32 i32 -> void',
   bnForward: 'i32 i32 i32 i32 i32 i32 i32 -> void',
   bnBackward: 'i32 i32 i32 i32 i32 i32 i32 i32 i32 -> void',
+  maxPoolPlanes: 'i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 -> void',
+  maxPoolBackPlanes: 'i32 i32 i32 i32 i32 i32 i32 -> void',
+  sparseConv: 'i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 -> void',
 };

@@ -12,3 +12,5 @@ export * from './depthwise';
 export * from './direct';
 export * from './elementwise';
 export * from './norm';
+export * from './pool';
+export * from './sparse';
