@@ -8,9 +8,13 @@ import { models } from '../nn/index.js';
 import { enableSparseInference } from '../nn/sparse-inference.js';
 import { oneShot } from '../sparsity/index.js';
 import { modelMacs } from '../sparsity/macs.js';
+import { timeReps, type Runner } from './bench-models.js';
 
-/** Median ms of `reps` forwards of a 90%-sparse ResNet-18 at 224x224 (after warm-up); flops: 2 x dense MACs. */
-export function resnet18S90Infer(batch: number, engine: 'dense' | 'sparse', reps: number): { ms: number; flops: number; layers?: string } {
+/**
+ * The 90%-sparse ResNet-18's forward at a batch, warmed up (under 'auto' the warm-up is also where each layer times
+ * dense against sparse once); flops: 2 x dense MACs x batch. `layers` says which layers run sparse.
+ */
+export function prepareS90Infer(batch: number, engine: 'dense' | 'sparse'): Runner & { layers?: string } {
   manualSeed(0);
   const model = models.resnet18();
   oneShot(model, { method: 'global', sparsity: 0.9 });
@@ -18,19 +22,18 @@ export function resnet18S90Infer(batch: number, engine: 'dense' | 'sparse', reps
   const macs = modelMacs(model, [3, 224, 224]);
   const sp = engine === 'sparse' ? enableSparseInference(model, 'auto') : null;
   const x = randn([batch, 3, 224, 224]);
-  const forward = () => noGrad(() => model.call(x));
-  forward(); // warm-up; under 'auto' also where each layer times dense against sparse once
-  const ts: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const t = performance.now();
-    forward();
-    ts.push(performance.now() - t);
-  }
-  ts.sort((a, b) => a - b);
-  const out = { ms: ts[(ts.length - 1) >> 1], flops: 2 * macs.dense * batch };
+  const run = () => void noGrad(() => model.call(x));
+  run();
+  const out = { run, flops: 2 * macs.dense * batch };
   if (!sp) return out;
   const names = sp.sparseLayers();
   return { ...out, layers: `${names.length} of ${sp.layers.length} layers sparse${names.length < sp.layers.length ? ` (dense: ${sp.layers.filter((l) => !names.includes(l.name)).map((l) => l.name).join(', ')})` : ''}` };
+}
+
+/** Median ms of `reps` forwards of a 90%-sparse ResNet-18 at 224x224 (after warm-up); flops: 2 x dense MACs. */
+export function resnet18S90Infer(batch: number, engine: 'dense' | 'sparse', reps: number): { ms: number; flops: number; layers?: string } {
+  const { run, ...rest } = prepareS90Infer(batch, engine);
+  return { ...rest, ms: timeReps(run, reps) };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -1,13 +1,28 @@
 // `npm run bench`: the project's speed harness. Times our backends' kernels (ptslab-<backend>, called through the
 // Backend interface on NCHW views) and the peers tfjs-backend-cpu and tfjs-backend-wasm (their kernels through
 // tf.engine().runKernel on NHWC tensors) in the same process run: conv2d forward and forward+backward on ResNet-50
-// and MobileNetV2 layer shapes (depthwise included) and ResNet-20 ones at batch 64, GEMM, and a whole ResNet-18
-// training step. Warm-up runs are excluded; medians are reported with GFLOP/s and each of our engines' ratio to each
-// peer.
-//   --json     one JSON object per line: { case, shape, engine, gflops, ms } (progress goes to stderr)
-//   --quick    fewer cases and runs; slow engines (reference, gpujs, tfjs-cpu) only on the headline cases
+// and MobileNetV2 layer shapes (depthwise included) and ResNet-20 ones at batch 64, GEMM, and elementwise ops.
+// Warm-up runs are excluded; medians are reported with GFLOP/s and each of our engines' ratio to each peer.
+//
+// Then whole models, on ptslab-cpu with PyTorch as the peer (engine `torch`: Debian's /usr/bin/python3 with torch,
+// or PTSLAB_TORCH_PYTHON; 2 threads; one process for the run, scripts/bench-peer.ts + bench_torch.py), timed in
+// interleaved rounds (each engine one run per round, after each one's warm-up; about 2 minutes in all, 30 s with
+// --quick), with each ptslab row's time ratio to the rows after it:
+//   resnet18-train-step-b1/-b8, mobilenetv2-train-step-b8  224x224 forward, cross-entropy, backward, SGD step
+//   resnet20-fcpts-step-b64  one iteration of the real fcpts() on the Fashion-MNIST ResNet-20 (scripts/bench-fcpts.ts)
+//   resnet18-infer-b1/-b64   dense eval forward under noGrad
+//   resnet18-s90-infer-b1/-b64  the same pruned to 90%: ptslab-cpu (dense kernels), ptslab-cpu-sparse, torch (dense)
+// (flops are nominal: 2 x dense MACs x batch, x3 for a training step, x4 for FCPTS: student 3x, teacher 1x), and a
+// summary of issue 23's targets (TARGETS in scripts/bench-peer.ts) from this run's rows. Without torch (no
+// interpreter, `import torch` failing, or PTSLAB_BENCH_TORCH=0) each torch row is a line saying why; the rest runs.
+//   --json     one JSON object per line: { case, shape, engine, gflops, ms } (progress, skip reasons and the target
+//              summary go to stderr; a skipped torch row emits nothing)
+//   --quick    fewer cases and runs; slow engines (reference, gpujs, tfjs-cpu) only on the headline cases; whole
+//              models: the b8 training steps, the FCPTS step and the b1 inference cases only
 //   --memory   RSS over 1,000 forward+backward steps of a small conv net instead (target: < 10% growth)
-//   --cases S  only cases whose name contains S; --engines a,b  only these engines; --backend B  (memory check)
+//   --cases S  only cases whose name contains S (S,T,...: one of them; e.g. resnet18,mobilenetv2,fcpts for the
+//              whole models); --engines a,b  only these engines (ptslab-cpu-sparse, torch included); --backend B
+//              (memory check)
 
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
@@ -16,14 +31,28 @@ import os from 'node:os';
 import '../core/backend/all.js';
 import { backend, listBackends, setBackend, withBackend } from '../core/backend/index.js';
 import type { Backend, Conv2dParams, View } from '../core/backend/types.js';
-import { shutdownThreads, threadCount } from '../core/backend/cpu/index.js';
+import { cpuKernelInfo, shutdownThreads, threadCount } from '../core/backend/cpu/index.js';
 import { convOut } from '../core/backend/reference.js';
-import { runMemoryCheck, runResnetStep } from './bench-models.js';
+import { inferFlops, median, prepareResnetInfer, prepareTrainStep, runMemoryCheck, trainStepFlops, type Runner as ModelRunner } from './bench-models.js';
+import { FCPTS_WARMUP, fcptsFlops, fcptsStepper } from './bench-fcpts.js';
+import { evaluateTargets, formatTarget, lazyTorchPeer, torchPython } from './bench-peer.js';
+import { prepareS90Infer } from './bench-sparse.js';
 
 const argv = process.argv.slice(2);
 const flag = (f: string) => argv.includes(f);
 const opt = (f: string) => (argv.includes(f) ? argv[argv.indexOf(f) + 1] : undefined);
+/** Which cpu kernel build runs (PTSLAB_FMA=0 forces SIMD128). */
+const kernelBuild = (): string => {
+  try {
+    return cpuKernelInfo().fma ? 'FMA (relaxed SIMD)' : 'SIMD128';
+  } catch (e) {
+    return `no (${(e as Error).message})`;
+  }
+};
 const JSON_OUT = flag('--json'), QUICK = flag('--quick');
+/** --cases S[,T...]: the cases whose name contains one of them (all without the flag). */
+const caseFilters = opt('--cases')?.split(',').filter(Boolean);
+const selected = (caseName: string) => !caseFilters || caseFilters.some((f) => caseName.includes(f));
 const log = (s: string) => (JSON_OUT ? process.stderr : process.stdout).write(s + '\n');
 
 interface ConvCase { name: string; N: number; C: number; O: number; H: number; k: number; s: number; dw?: boolean; headline?: boolean; quick?: boolean }
@@ -251,9 +280,9 @@ async function main() {
   const ours = listBackends().map((n) => withBackend(n, () => backend())).filter((b) => !b.unavailableReason?.());
   const engines: Engine[] = [...ours.map(ptslabEngine), tfjsEngine('cpu'), tfjsEngine('wasm')] // tfjs-wasm last
     .filter((e) => !only || only.includes(e.name));
-  const caseFilter = opt('--cases');
-  log(`ptslab bench: node ${process.version}, ${os.cpus()[0]?.model ?? '?'}, ${os.availableParallelism()} threads (cpu backend uses ${threadCount()}), load ${os.loadavg()[0].toFixed(2)}, ${QUICK ? 'quick' : 'full'}`);
+  log(`ptslab bench: node ${process.version}, ${os.cpus()[0]?.model ?? '?'}, ${os.availableParallelism()} threads (cpu backend uses ${threadCount()}, ${kernelBuild()} kernels), load ${os.loadavg()[0].toFixed(2)}, ${QUICK ? 'quick' : 'full'}`);
   log(`engines: ${engines.map((e) => e.name).join(', ')}; unavailable: ${listBackends().filter((n) => !ours.some((b) => b.name === n)).join(', ') || 'none'}`);
+  log(`whole-model engines: ptslab-cpu, ptslab-cpu-sparse, torch (${torchPython()} scripts/bench_torch.py, 2 threads, started on the first torch case${process.env.PTSLAB_BENCH_TORCH === '0' ? '; off: PTSLAB_BENCH_TORCH=0' : ''})`);
   /**
    * One case on every engine. A variant is a runner factory plus its shape and flops: `full` is the case itself,
    * `reduced` (slow engines on forward+backward: tfjs-cpu's Conv2DBackpropFilter runs at ~0.004 GFLOP/s, minutes on
@@ -261,7 +290,7 @@ async function main() {
    */
   type Variant = { make: (e: Engine) => Runner | null; shape: string; flops: number };
   const run = async (caseName: string, headline: boolean, full: Variant, reduced: Variant | null, warm: Variant) => {
-    if (caseFilter && !caseName.includes(caseFilter)) return;
+    if (!selected(caseName)) return;
     const amount = full.flops >= 1e7 ? `${(full.flops / 1e9).toFixed(2)} GFLOP` : `${(full.flops / 1e6).toFixed(2)} MFLOP`;
     log(`${caseName} ${full.shape} (${amount})`);
     // slow engines one by one, then the fast ones interleaved (tfjs-wasm last to prepare: tf's backend stays wasm)
@@ -304,20 +333,145 @@ async function main() {
     const variant: Variant = { make: (e) => e.elementwise(c), shape: c.shape.join('x'), flops: n * c.passes };
     await run(c.name, false, variant, null, variant);
   }
-  if (!caseFilter || 'resnet18-train-step'.includes(caseFilter)) {
-    for (const b of ours.filter((b) => b.name === 'cpu' && (!only || only.includes(`ptslab-${b.name}`)))) {
-      for (const batch of QUICK ? [1] : [1, 8]) {
-        const prev = setBackend(b);
-        const { ms, flops } = runResnetStep(batch, QUICK ? 2 : 3);
-        setBackend(prev);
-        const caseName = `resnet18-train-step-b${batch}`;
-        report(caseName, `${batch}x3x224x224`, `ptslab-${b.name}`, flops, ms);
-        log(`${caseName} (nominal ${(flops / 1e9).toFixed(1)} GFLOP = 3x forward)`);
-        printCase(caseName);
+  if (!modelCases.some((c) => selected(c.name))) return;
+  const cpu = ours.find((b) => b.name === 'cpu');
+  if (!cpu) log(`whole-model cases: no ptslab rows (the cpu backend is unavailable: ${withBackend('cpu', () => backend()).unavailableReason?.()})`);
+  const prev = cpu ? setBackend(cpu) : null;
+  try {
+    for (const c of modelCases) await runModelCase(c, !!cpu, only);
+  } finally {
+    if (prev) setBackend(prev);
+    await torch.close();
+  }
+  log('whole-model cases: reference/gpujs skipped (minutes per step), tfjs peers have no models here');
+  log("targets (issue 23), from this run's rows:");
+  for (const r of evaluateTargets(rows)) log(`  ${formatTarget(r)}`);
+}
+
+// Whole models.
+
+/** A prepared engine of a whole-model case: next() runs once and gives its ms; done settles after the last run. */
+interface Prepared { next: () => Promise<number>; done?: Promise<void>; note?: string }
+interface ModelCase {
+  name: string;
+  shape: string;
+  batch: number;
+  /** bench_torch.py's case name (it takes the batch separately). */
+  torch: string;
+  flops: () => number;
+  /** What flops counts. */
+  what: string;
+  /** Timed rounds: full mode, and quick mode (absent: not in --quick). */
+  reps: number;
+  quick?: number;
+  /** Our engines; each prepare builds and warms up (reps: the rounds that follow). */
+  ptslab: { engine: string; prepare: (reps: number) => Promise<Prepared> }[];
+}
+
+const timed = (r: ModelRunner & { layers?: string }): Prepared => ({
+  next: async () => {
+    const t = performance.now();
+    r.run();
+    return performance.now() - t;
+  },
+  note: r.layers,
+});
+const cpuEngine = (prepare: () => ModelRunner, engine = 'ptslab-cpu') => ({ engine, prepare: async () => timed(prepare()) });
+const NOMINAL = '2 x dense MACs x batch';
+
+const modelCases: ModelCase[] = [
+  ...[1, 8].map((b): ModelCase => ({
+    name: `resnet18-train-step-b${b}`, shape: `${b}x3x224x224`, batch: b, torch: 'resnet18-train-step',
+    flops: () => trainStepFlops('resnet18', b), what: `nominal 3x forward: 3 x ${NOMINAL}`, reps: b === 1 ? 5 : 3, quick: b === 8 ? 2 : undefined,
+    ptslab: [cpuEngine(() => prepareTrainStep('resnet18', b))],
+  })),
+  {
+    name: 'mobilenetv2-train-step-b8', shape: '8x3x224x224', batch: 8, torch: 'mobilenetv2-train-step',
+    flops: () => trainStepFlops('mobilenetv2', 8), what: `nominal 3x forward: 3 x ${NOMINAL}`, reps: 3, quick: 2,
+    ptslab: [cpuEngine(() => prepareTrainStep('mobilenetv2', 8))],
+  },
+  {
+    name: 'resnet20-fcpts-step-b64', shape: '64x1x28x28', batch: 64, torch: 'resnet20-fcpts-step',
+    flops: () => fcptsFlops(64), what: `nominal: student 3x + teacher 1x forward, 4 x ${NOMINAL}`, reps: 7, quick: 3,
+    ptslab: [{
+      engine: 'ptslab-cpu',
+      prepare: async (reps) => {
+        const s = fcptsStepper(64, FCPTS_WARMUP + reps);
+        for (let i = 0; i < FCPTS_WARMUP; i++) await s.next();
+        return { next: s.next, done: s.done };
+      },
+    }],
+  },
+  ...[1, 64].map((b): ModelCase => ({
+    name: `resnet18-infer-b${b}`, shape: `${b}x3x224x224`, batch: b, torch: 'resnet18-infer',
+    flops: () => inferFlops(b), what: NOMINAL, reps: b === 1 ? 9 : 2, quick: b === 1 ? 5 : undefined,
+    ptslab: [cpuEngine(() => prepareResnetInfer(b))],
+  })),
+  ...[1, 64].map((b): ModelCase => ({
+    name: `resnet18-s90-infer-b${b}`, shape: `${b}x3x224x224, 90% of weights zero`, batch: b, torch: 'resnet18-s90-infer',
+    flops: () => inferFlops(b), what: `${NOMINAL} (the dense count)`, reps: b === 1 ? 9 : 2, quick: b === 1 ? 5 : undefined,
+    ptslab: [cpuEngine(() => prepareS90Infer(b, 'dense')), cpuEngine(() => prepareS90Infer(b, 'sparse'), 'ptslab-cpu-sparse')],
+  })),
+];
+
+const torch = lazyTorchPeer();
+let torchSkipSaid = false;
+
+/** A whole-model case on our engines and PyTorch: each prepared (warm-up), then `reps` interleaved rounds. */
+async function runModelCase(c: ModelCase, haveCpu: boolean, only: string[] | undefined) {
+  if (!selected(c.name)) return;
+  const reps = QUICK ? c.quick : c.reps;
+  if (reps === undefined) return;
+  const want = (e: string) => !only || only.includes(e);
+  const flops = c.flops();
+  log(`${c.name} ${c.shape} (${(flops / 1e9).toFixed(2)} GFLOP, ${c.what}; ${reps} interleaved rounds)`);
+  const engines: ({ engine: string } & Prepared)[] = [];
+  for (const e of c.ptslab.filter((e) => haveCpu && want(e.engine))) engines.push({ engine: e.engine, ...(await e.prepare(reps)) });
+  let torchWhy: string | null = null;
+  if (want('torch')) {
+    const peer = await torch.get();
+    if (typeof peer === 'string') torchWhy = peer;
+    else {
+      try {
+        await peer.time(c.torch, c.batch, 0); // build and warm up
+        engines.push({ engine: 'torch', next: async () => (await peer.time(c.torch, c.batch, 1))! });
+      } catch (e) {
+        torchWhy = (e as Error).message;
       }
     }
-    log('resnet18-train-step: other engines skipped (reference/gpujs take minutes per step; tfjs peers have no model here)');
   }
+  const ts = engines.map((): number[] => []);
+  for (let r = 0; r < reps; r++) {
+    for (const [i, e] of engines.entries()) {
+      if (e.engine === 'torch' && torchWhy) continue;
+      try {
+        ts[i].push(await e.next());
+      } catch (err) {
+        if (e.engine !== 'torch') throw err;
+        torchWhy = (err as Error).message;
+      }
+    }
+  }
+  for (const e of engines) await e.done;
+  engines.forEach((e, i) => {
+    if (ts[i].length === reps) report(c.name, c.shape, e.engine, flops, median(ts[i]));
+  });
+  printModelCase(c.name, engines);
+  if (torchWhy) {
+    if (!torchSkipSaid) log(`torch rows skipped: ${torchWhy}`);
+    torchSkipSaid = true;
+    log(`  ${'torch'.padEnd(17)} skipped: ${torchWhy}`);
+  }
+}
+
+/** A whole-model case's rows, each ptslab row with its time ratio to every row after it (x: times as long). */
+function printModelCase(caseName: string, engines: readonly { engine: string; note?: string }[]) {
+  const rs = rows.filter((r) => r.case === caseName);
+  rs.forEach((r, i) => {
+    const ratios = r.engine.startsWith('ptslab-') ? rs.slice(i + 1).map((p) => `time ${(r.ms / p.ms).toFixed(2)}x ${p.engine}`).join(', ') : '';
+    const note = engines.find((e) => e.engine === r.engine)?.note;
+    log(`  ${r.engine.padEnd(17)} ${r.ms.toFixed(1).padStart(9)} ms ${r.gflops.toFixed(2).padStart(8)} GFLOP/s  ${ratios}${note ? `  [${note}]` : ''}`);
+  });
 }
 
 await main();

@@ -1,0 +1,116 @@
+// The FCPTS case of `npm run bench` (scripts/bench.ts wires it in, beside PyTorch's reimplementation in
+// scripts/bench_torch.py): iterations of the real fcpts() (sparsity/fcpts.ts over distill.ts) on the Fashion-MNIST
+// benchmark's architecture, a seeded random-init fmnist-resnet20 (CIFAR option-B ResNet-20, 1 input channel, 10
+// classes) with its teacher a copy, synthetic randn batches [B, 1, 28, 28], target sparsity 0.8 and the defaults
+// otherwise (STE masks, histogram density, KL T = 4 + |S - S*|, SGD momentum 0.9, weight decay 3e-4, lr 0.04 B / 256
+// cosine with one epoch of a 1,024-image calibration set as warm-up).
+//
+// An iteration's time runs from its batch being handed to the loop to its onStep: the whole iteration (masks and
+// layer sparsities, student forward and backward, teacher forward, SGD step, finiteness checks), nothing between
+// iterations. `fcptsIterations` runs a number of them with hooks (a profiler wraps them); `fcptsStep` is the bench's
+// median; `fcptsStepper` hands them out one at a time so bench.ts can interleave them with PyTorch's.
+// `node dist/scripts/bench-fcpts.js [batch] [reps]` prints one median.
+
+import { manualSeed, randn } from '../core/index.js';
+import { buildBundledArch, bundledModelSpec } from '../experiments/models/index.js';
+import { copyModel } from '../sparsity/prune.js';
+import { fcpts } from '../sparsity/fcpts.js';
+import { modelMacs } from '../sparsity/macs.js';
+import { median } from './bench-models.js';
+
+const MODEL = 'fmnist-resnet20';
+const SPARSITY = 0.8;
+/** Iterations a median leaves out: the first runs JIT-compile and size the arena. */
+export const FCPTS_WARMUP = 2;
+
+const arch = () => buildBundledArch(bundledModelSpec(MODEL));
+let macs: number | null = null;
+
+/** Nominal flops of one iteration at a batch: 2 x MACs x batch x 4 (student forward + backward = 3x, teacher 1x). */
+export function fcptsFlops(batch: number): number {
+  macs ??= modelMacs(arch(), [1, 28, 28]).dense;
+  return 4 * 2 * macs * batch;
+}
+
+export interface FcptsHooks {
+  /** After iteration `step`, with its time in ms. */
+  onStep?: (step: number, ms: number) => void;
+  /** Before iteration `step`, untimed (awaited in the loop's batch callback). */
+  before?: (step: number) => void | Promise<void>;
+}
+
+/** Run `iters` FCPTS iterations (the exact correction after them, untimed); each iteration's ms. */
+export async function fcptsIterations(batch: number, iters: number, hooks: FcptsHooks = {}): Promise<number[]> {
+  manualSeed(0);
+  const model = arch();
+  const teacher = copyModel(model, arch);
+  const x = randn([batch, 1, 28, 28]);
+  const times: number[] = [];
+  let start = 0;
+  await fcpts(
+    {
+      model,
+      teacher,
+      calibSize: 1024,
+      batch: async (step) => {
+        await hooks.before?.(step);
+        start = performance.now();
+        return x;
+      },
+      onStep: (log) => {
+        const ms = performance.now() - start;
+        times.push(ms);
+        hooks.onStep?.(log.step, ms);
+      },
+    },
+    { sparsity: SPARSITY, iters, batchSize: batch },
+  );
+  return times;
+}
+
+/** Median ms of `reps` FCPTS iterations at a batch, after FCPTS_WARMUP more; flops as fcptsFlops. */
+export async function fcptsStep(batch: number, reps: number): Promise<{ ms: number; flops: number }> {
+  const times = await fcptsIterations(batch, reps + FCPTS_WARMUP);
+  return { ms: median(times.slice(FCPTS_WARMUP)), flops: fcptsFlops(batch) };
+}
+
+/**
+ * The iterations of one fcpts() run handed out one at a time: `next()` runs the next iteration and resolves with its
+ * ms; the loop waits between calls. Call it exactly `iters` times, then await `done` (the run's end).
+ */
+export function fcptsStepper(batch: number, iters: number): { next: () => Promise<number>; done: Promise<void>; flops: number } {
+  const flops = fcptsFlops(batch);
+  let go: (() => void) | null = null; // resumes the loop, while it waits before an iteration
+  let atGate: (() => void) | null = null; // a next() waiting for the loop to reach its gate
+  let result: ((ms: number) => void) | null = null;
+  const done = fcptsIterations(batch, iters, {
+    before: () =>
+      new Promise<void>((resume) => {
+        go = resume;
+        atGate?.();
+        atGate = null;
+      }),
+    onStep: (_step, ms) => {
+      result?.(ms);
+      result = null;
+    },
+  }).then(() => undefined);
+  // the run failing (or ending early) rejects whatever next() is waiting
+  const failed = done.then(() => Promise.reject(new Error('fcptsStepper: next() called after the last iteration')));
+  failed.catch(() => undefined);
+  const next = async (): Promise<number> => {
+    if (!go) await Promise.race([new Promise<void>((r) => (atGate = r)), failed]);
+    const ms = new Promise<number>((r) => (result = r));
+    const resume = go!;
+    go = null;
+    resume();
+    return Promise.race([ms, failed]);
+  };
+  return { next, done, flops };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const batch = Number(process.argv[2] ?? 64), reps = Number(process.argv[3] ?? 3);
+  const r = await fcptsStep(batch, reps);
+  console.log(`resnet20-fcpts-step-b${batch}: ${r.ms.toFixed(1)} ms (${(r.flops / 1e9).toFixed(2)} GFLOP nominal, median of ${reps})`);
+}
