@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { JsonFileError } from '../experiments/json-file.js';
-import { renderGenerated, resultsBlock, wrapWords } from '../experiments/runner/readme.js';
+import { benchBlock, renderGenerated, resultsBlock, wrapWords } from '../experiments/runner/readme.js';
 import { throwsMatching } from './helpers/throws.js';
 
 const CLI = fileURLToPath(new URL('../scripts/cli.js', import.meta.url));
@@ -73,6 +73,25 @@ test('renderGenerated rewrites only the blocks and lists the stale ones', () => 
 
 test('a results block naming a missing folder is an error naming the file', () => {
   throwsMatching(() => renderGenerated('<!-- ptslab:results runs/nope -->\n<!-- /ptslab:results -->', root), JsonFileError, /ptslab:results runs\/nope: file not found: .*runs\/nope\/results\.json/);
+});
+
+test('a bench block tabulates the cases with a torch row, the ratios and the targets judged on them', () => {
+  const row = (c: string, engine: string, ms: number) => JSON.stringify({ case: c, shape: '8x3x224x224', engine, gflops: 1, ms });
+  writeFileSync(join(root, 'bench.jsonl'), [
+    row('gemm-1024', 'ptslab-cpu', 10), // no torch row: not a whole-model case
+    row('resnet18-train-step-b8', 'ptslab-cpu', 1000), row('resnet18-train-step-b8', 'torch', 500),
+    row('resnet18-s90-infer-b1', 'ptslab-cpu', 90), row('resnet18-s90-infer-b1', 'ptslab-cpu-sparse', 30), row('resnet18-s90-infer-b1', 'torch', 20),
+  ].join('\n') + '\n');
+  const block = benchBlock(root, 'bench.jsonl');
+  assert.match(block, /^From `bench.jsonl`/);
+  assert.match(block, /\| resnet18-train-step-b8 \| 8x3x224x224 \| 1000 \| – \| 500 \| 2.00x \| – \|/);
+  assert.match(block, /\| resnet18-s90-infer-b1 \| 8x3x224x224 \| 90.0 \| 30.0 \| 20.0 \| 4.50x \| 1.50x \|/);
+  assert.not.match(block, /gemm-1024/);
+  assert.match(block, /- ResNet-18 train step b8: ptslab-cpu \/ torch = 1000.0 \/ 500.0 ms = 2.00 \(target <= 2.5\): met/);
+  assert.match(block, /- ResNet-18 90% sparse, dense \/ sparse, b1: ptslab-cpu \/ ptslab-cpu-sparse = 90.0 \/ 30.0 ms = 3.00 \(target >= 2.5\): met/);
+  assert.match(block, /sparse faster than torch, b1: ptslab-cpu-sparse \/ torch = 30.0 \/ 20.0 ms = 1.50 \(target < 1\): not met/);
+  assert.match(block, /MobileNetV2 train step b8: ptslab-cpu \/ torch \(target <= 2\): not measured/);
+  assert.throws(() => benchBlock(root, 'missing.jsonl'), /ptslab:bench missing.jsonl: cannot read/);
 });
 
 test('the models block lists the three bundled models with their goals', () => {

@@ -7,15 +7,20 @@
 //   <!-- ptslab:models -->                                          the bundled models: accuracy, goal, state
 //   ...generated...                                                 (experiments/models/<name>/record.json,
 //   <!-- /ptslab:models -->                                          or train/record.json while training)
+//   <!-- ptslab:bench experiments/results/bench/<run>.jsonl -->     whole-model rows of a committed
+//   ...generated...                                                 `npm run bench -- --json` run against
+//   <!-- /ptslab:bench -->                                          PyTorch, and the speed targets met or not
 //
 // Paths in a marker are relative to the repository root. Text outside the blocks is never touched.
 
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { evaluateTargets, formatTarget } from '../../scripts/bench-peer.js';
 import { readJsonFile, readJsonIfExists } from '../json-file.js';
 import { listBundledModels } from '../models/index.js';
 import { distinctOf, shortCommit, statTable, type CellRecord, type RunMeta } from './results.js';
 
-const BLOCK = /<!-- ptslab:(results|models)([^>]*?)-->\n([\s\S]*?)<!-- \/ptslab:\1 -->/g;
+const BLOCK = /<!-- ptslab:(results|models|bench)([^>]*?)-->\n([\s\S]*?)<!-- \/ptslab:\1 -->/g;
 
 
 /** Break `text` at spaces into lines of at most `width` characters (a longer word keeps a line of its own). */
@@ -90,12 +95,47 @@ export function modelsBlock(root: string): string {
   return lines.join('\n');
 }
 
+interface BenchRow { case: string; shape: string; engine: string; gflops: number; ms: number }
+
+/**
+ * The whole-model cases of a committed bench run (every case with a `torch` row): ms per engine, each ptslab
+ * engine's time over PyTorch's, then the targets of scripts/bench-peer.ts judged on the same rows.
+ */
+export function benchBlock(root: string, file: string): string {
+  const path = join(root, file);
+  let rows: BenchRow[];
+  try {
+    rows = readFileSync(path, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as BenchRow);
+  } catch (e) {
+    throw new Error(`ptslab:bench ${file}: cannot read a JSON-lines bench run (${(e as Error).message})`);
+  }
+  const cases = [...new Set(rows.filter((r) => r.engine === 'torch').map((r) => r.case))];
+  if (!cases.length) return `No whole-model case with a \`torch\` row in \`${file}\`.`;
+  const engines = ['ptslab-cpu', 'ptslab-cpu-sparse', 'torch'];
+  const ms = (c: string, e: string) => rows.find((r) => r.case === c && r.engine === e)?.ms;
+  const fmt = (v: number | undefined) => (v === undefined ? '–' : v >= 100 ? v.toFixed(0) : v.toFixed(1));
+  const lines = [
+    `From \`${file}\` (ms per step or forward, medians; ratio = ptslab time / PyTorch time, in the same run):`,
+    '',
+    `| case | shape | ${engines.join(' ms | ')} ms | ptslab-cpu / torch | ptslab-cpu-sparse / torch |`,
+    `| --- | --- | ${engines.map(() => '---:').join(' | ')} | ---: | ---: |`,
+  ];
+  for (const c of cases) {
+    const t = ms(c, 'torch')!;
+    const ratio = (e: string) => (ms(c, e) === undefined ? '–' : `${(ms(c, e)! / t).toFixed(2)}x`);
+    const shape = rows.find((r) => r.case === c)!.shape;
+    lines.push(`| ${c} | ${shape} | ${engines.map((e) => fmt(ms(c, e))).join(' | ')} | ${ratio('ptslab-cpu')} | ${ratio('ptslab-cpu-sparse')} |`);
+  }
+  lines.push('', 'Targets (issue 23), judged on these rows:', '', ...evaluateTargets(rows).map((r) => `- ${formatTarget(r)}`));
+  return lines.join('\n');
+}
+
 /** The text with every generated block rewritten; `stale` lists the blocks whose content changed. */
 export function renderGenerated(text: string, root: string): { text: string; stale: string[] } {
   const stale: string[] = [];
   const out = text.replace(BLOCK, (whole, kind: string, arg: string, body: string) => {
     const a = arg.trim();
-    const fresh = `${kind === 'results' ? resultsBlock(root, a) : modelsBlock(root)}\n`;
+    const fresh = `${kind === 'results' ? resultsBlock(root, a) : kind === 'bench' ? benchBlock(root, a) : modelsBlock(root)}\n`;
     if (fresh !== body) stale.push(`ptslab:${kind}${a ? ` ${a}` : ''}`);
     return `<!-- ptslab:${kind}${arg}-->\n${fresh}<!-- /ptslab:${kind} -->`;
   });
