@@ -1,4 +1,5 @@
-// Public surface of core/: tensors, creation, autograd controls, ops as functions, F, backends, errors.
+// Public surface of core/: tensors, creation, autograd controls, ops as functions, F, backends, the per-op profile,
+// errors.
 
 export { Tensor, tensor, zeros, ones, full, zerosLike, onesLike, arange, rand, randn, fromStorage } from './tensor.js';
 export type { TensorLike, TensorOptions, NestedArray, RandomOptions } from './tensor.js';
@@ -21,6 +22,8 @@ export { selectBackend, autoBackendReport } from './backend/select.js';
 export type { AutoReport, BackendCandidate } from './backend/select.js';
 export type { Backend, View } from './backend/types.js';
 export { referenceBackend } from './backend/reference.js';
+export { profileOps, profileOpsAsync, formatProfile } from './profile.js';
+export type { Profile, ProfileRow, ProfileControl, FormatOptions as ProfileFormatOptions } from './profile.js';
 export { PtslabError, ShapeError, ArgumentError, AutogradError, NumericError } from './errors.js';
 export { gradcheck, GradcheckError } from './gradcheck.js';
 export type { GradcheckOptions, JacobianEntry } from './gradcheck.js';

@@ -1,11 +1,18 @@
 // Calibration data as every pruning method sees it, built exactly as `ptslab prune` builds it: a seeded subset of n
 // training images (calibrationSubset: the same indices with and without augmentation), batched by a DataLoader
-// that reshuffles per epoch with the seed. `loader()` is the per-iteration batch function the distillation loop
-// takes (augmented, drop-last, one epoch after another); `batches()` materialises plain batches (BN
-// re-calibration, POT).
+// that reshuffles per epoch with the seed. `keyedLoader()` is the per-iteration batch function the distillation loop
+// takes (augmented, drop-last, one epoch after another), each batch with its samples' view keys where the
+// augmentation has finitely many views (what lets the loop cache the teacher's logits, sparsity/teacher-cache.ts);
+// `loader()` is the same batches as plain tensors; `batches()` materialises plain batches (BN re-calibration, POT).
 
 import { ArgumentError, type Tensor } from '../core/index.js';
-import { DataLoader, calibrationSubset, type Dataset } from '../nn/data/index.js';
+import { DataLoader, calibrationSubset, type Batch, type Dataset } from '../nn/data/index.js';
+
+/** A calibration batch: the images, and per sample the key of its view when it has one (nn/data loader.ts Batch.keys). */
+export interface CalibrationBatch {
+  readonly images: Tensor;
+  readonly keys?: readonly string[];
+}
 
 export interface CalibrationOptions {
   /** Calibration images (default 1024, at most the source's length). */
@@ -26,6 +33,8 @@ export interface Calibration {
   readonly plain: Dataset;
   /** A batch per iteration: augmented, shuffled per epoch with the seed, last partial batch dropped. */
   loader(): (step: number) => Promise<Tensor>;
+  /** The same batches as loader(), each with its samples' view keys when the augmentation has finite views. */
+  keyedLoader(): (step: number) => Promise<CalibrationBatch>;
   /** The plain images in order, as batches (the first `images` of the subset, default all). */
   batches(images?: number): Promise<Tensor[]>;
 }
@@ -41,6 +50,23 @@ export function calibration(sources: { augmented: Dataset; plain: Dataset }, o: 
   if (!(Number.isInteger(batchSize) && batchSize > 0)) throw new ArgumentError(`calibration: batchSize must be a positive integer, got ${batchSize}`);
   const augmented = calibrationSubset(sources.augmented, size, seed);
   const plain = calibrationSubset(sources.plain, size, seed);
+  const keyedLoader = (): ((step: number) => Promise<CalibrationBatch>) => {
+    const loader = new DataLoader(augmented, { batchSize, shuffle: true, dropLast: true, seed });
+    const perEpoch = loader.length;
+    if (perEpoch === 0) throw new ArgumentError(`calibration: ${size} calibration images make no batch of ${batchSize}`);
+    let it: AsyncGenerator<Batch> | null = null;
+    let epoch = -1;
+    return async (step: number): Promise<CalibrationBatch> => {
+      const e = Math.floor(step / perEpoch);
+      if (e !== epoch || !it) {
+        epoch = e;
+        it = loader.batches(e);
+      }
+      const r = await it.next();
+      if (r.done) throw new ArgumentError(`calibration: the loader ended early at step ${step}`);
+      return r.value.keys ? { images: r.value.images, keys: r.value.keys } : { images: r.value.images };
+    };
+  };
   return {
     size,
     seed,
@@ -48,22 +74,10 @@ export function calibration(sources: { augmented: Dataset; plain: Dataset }, o: 
     augmented,
     plain,
     loader() {
-      const loader = new DataLoader(augmented, { batchSize, shuffle: true, dropLast: true, seed });
-      const perEpoch = loader.length;
-      if (perEpoch === 0) throw new ArgumentError(`calibration: ${size} calibration images make no batch of ${batchSize}`);
-      let it: AsyncGenerator<{ images: Tensor }> | null = null;
-      let epoch = -1;
-      return async (step: number): Promise<Tensor> => {
-        const e = Math.floor(step / perEpoch);
-        if (e !== epoch || !it) {
-          epoch = e;
-          it = loader.batches(e);
-        }
-        const r = await it.next();
-        if (r.done) throw new ArgumentError(`calibration: the loader ended early at step ${step}`);
-        return r.value.images;
-      };
+      const keyed = keyedLoader();
+      return async (step: number) => (await keyed(step)).images;
     },
+    keyedLoader,
     async batches(images?: number) {
       const ds = images === undefined || images >= size ? plain : calibrationSubset(sources.plain, images, seed);
       const out: Tensor[] = [];

@@ -9,12 +9,17 @@
 // the loop); the teacher runs without gradient; objective terms see both, plus the outputs of the modules they ask
 // for; SGD steps weights, biases, BN affine (weight decay) and the schedule's parameters (no weight decay); the
 // cosine-with-warm-up schedule steps per iteration. A NaN/Inf stops the run and hands over the last good state.
+// With an eval-mode teacher, an objective on logits only and batches whose samples carry view keys (the
+// calibration's keyedLoader), the teacher's logits come from a cache (sparsity/teacher-cache.ts): the teacher runs
+// only on views it has not seen, with the same logits, so the run is unchanged.
 
-import { ArgumentError, NumericError, noGrad, tensor, type Tensor } from '../core/index.js';
+import { ArgumentError, NumericError, Tensor, noGrad, tensor } from '../core/index.js';
 import { CosineWarmupLR, SGD, withParametrizations, type Module, type Parametrization } from '../nn/index.js';
 import { blockNames, captureModuleOutputs } from './features.js';
 import { evaluate, neededModules, objectiveFromConfig, type Objective, type ObjectiveConfig, type TermSpec } from './objective.js';
 import type { ModuleLayer } from './prunable.js';
+import type { CalibrationBatch } from './calibration.js';
+import { cacheApplies, teacherCacheOf, type TeacherCache, type TeacherCacheOptions } from './teacher-cache.js';
 
 export interface StepLog {
   step: number;
@@ -31,8 +36,17 @@ export interface DistillInput {
   model: Module;
   /** A frozen dense copy of the model. */
   teacher: Module;
-  /** The calibration batch for an iteration (augmentation included). */
-  batch: (step: number) => Tensor | Promise<Tensor>;
+  /**
+   * The calibration batch for an iteration (augmentation included): the images, or the images with each sample's
+   * view key (Calibration.keyedLoader), which lets the teacher's logits be cached.
+   */
+  batch: (step: number) => Tensor | CalibrationBatch | Promise<Tensor | CalibrationBatch>;
+  /**
+   * The teacher-logit cache (used only where it applies: eval-mode teacher, logits-only objective, keyed batches):
+   * true or omitted a fresh one of 256 MiB at most, { maxBytes } a fresh one of that bound, a TeacherCache to use
+   * (and read its stats() after, or share it between runs of the same teacher and data), false none.
+   */
+  teacherCache?: boolean | TeacherCache | TeacherCacheOptions;
   /** Number of calibration images (sets the default warm-up of one epoch). */
   calibSize: number;
   onStep?: (log: StepLog) => void;
@@ -115,11 +129,14 @@ export async function distill(input: DistillInput, layers: readonly ModuleLayer[
   let good = { state: snapshot(), iteration: -1 };
   const studentTap = tapped.length ? captureModuleOutputs(model, tapped) : null;
   const teacherTap = tapped.length ? captureModuleOutputs(teacher, tapped) : null;
+  const cache = cacheApplies(cfg.teacherMode, tapped) ? teacherCacheOf(input.teacherCache) : null;
   try {
     await withParametrizations(layers.map((l, i) => [l.module, 'weight', masks.transform(i)] as const), async () => {
       for (let step = 0; step < cfg.iters; step++) {
         if (step > 0 && step % every === 0) good = { state: snapshot(), iteration: step - 1 };
-        const x = await input.batch(step);
+        const b = await input.batch(step);
+        const { images: x, keys } = b instanceof Tensor ? { images: b, keys: undefined } : b;
+        if (keys && keys.length !== x.shape[0]) throw new ArgumentError(`distill: batch ${step} has ${keys.length} view keys for ${x.shape[0]} images`);
         const layerSparsity = masks.begin();
         const layerS = new Map<string, Tensor>();
         let global: Tensor = tensor(0);
@@ -129,7 +146,7 @@ export async function distill(input: DistillInput, layers: readonly ModuleLayer[
         });
         model.train();
         const studentLogits = model.call(x);
-        const teacherLogits = noGrad(() => teacher.call(x));
+        const teacherLogits = cache && keys ? cache.teacherLogits(teacher, x, keys) : noGrad(() => teacher.call(x));
         const { total, values } = evaluate(objective, {
           studentLogits,
           teacherLogits,

@@ -1,5 +1,6 @@
 // Public surface of sparsity/: allocations, the bridge and its estimators, masks, objectives and their terms, the
-// distillation loop, FCPTS and erk-kd, baselines, POT, the method registry and plugins, and the prune pipeline.
+// distillation loop and its teacher-logit cache, FCPTS and erk-kd, baselines, POT, the method registry and plugins,
+// and the prune pipeline.
 
 import type { Module } from '../nn/index.js';
 import { allocateLayers, type AllocationOptions } from './allocate.js';
@@ -29,7 +30,8 @@ export {
 } from './objective.js';
 export { distill, type DistillInput, type DistillConfig, type MaskSchedule, type StepLog } from './distill.js';
 export { fcpts, erkKd, type FcptsConfig, type ErkKdConfig, type FcptsInput, type FcptsResult, type DistillResult, type Correction } from './fcpts.js';
-export { calibration, type Calibration, type CalibrationOptions } from './calibration.js';
+export { calibration, type Calibration, type CalibrationBatch, type CalibrationOptions } from './calibration.js';
+export { TeacherCache, cacheApplies, DEFAULT_TEACHER_CACHE_BYTES, type TeacherCacheOptions, type TeacherCacheStats } from './teacher-cache.js';
 export {
   BUILTIN_METHODS, defineMethod, oneShotMethod, countsOf, commonOptions, distillOptions, allocationSchema,
   type BuiltinMethodName, type MethodSpec, type MethodContext, type MethodResult, type BnRecal, type CommonOptions, type AllocationRule,

@@ -22,8 +22,8 @@ export { DecodePool, decodePool, shutdownDecodePool, defaultDecodeWorkers } from
 export * as imageOps from './image-ops.js';
 export type { ResizeOptions } from './image-ops.js';
 export {
-  applySteps, applyTransformRaw, randomResizedCropParams, imagenetTrain, imagenetEval, smallImageTrain, toTensorOnly, toGrey,
+  applySteps, applyTransformRaw, finiteViews, randomResizedCropParams, imagenetTrain, imagenetEval, smallImageTrain, toTensorOnly, toGrey,
   IMAGENET_MEAN, IMAGENET_STD, type Transform, type TransformStep,
 } from './transforms.js';
-export { DataLoader, calibrationSubset, mixSeed, type Batch, type DataLoaderOptions } from './loader.js';
+export { DataLoader, calibrationSubset, mixSeed, viewKey, type Batch, type DataLoaderOptions } from './loader.js';
 export { makeSyntheticImageNet, type SyntheticImageNet, type SyntheticImageNetOptions } from './synthetic.js';

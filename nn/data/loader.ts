@@ -1,13 +1,15 @@
 // DataLoader: batches of a dataset as { images: [B, C, H, W] float32, labels: Int32Array, indices }, by async
 // iteration with batches prefetched ahead of the consumer. Order is a fresh permutation per epoch from
 // Generator(mixSeed(seed, epoch)); each sample's augmentation seed is mixSeed(seed, epoch, index), so a run is
-// reproducible whatever the batch size, prefetch depth or number of decode workers. Also calibrationSubset, a fixed
-// random subset chosen by seed, for post-training calibration.
+// reproducible whatever the batch size, prefetch depth or number of decode workers. On the fast path (a dataset with
+// raw pixels and a transform of finite views, see transforms.ts finiteViews) each sample also gets a key naming its
+// view: the dataset index and its transform's draws, `index:draw,draw,...` (the teacher-logit cache reads them).
+// Also calibrationSubset, a fixed random subset chosen by seed, for post-training calibration.
 
 import { Generator, fromStorage, type Tensor } from '../../core/index.js';
 import { ArgumentError } from '../../core/errors.js';
 import { Subset } from './array-dataset.js';
-import { applySteps, type Transform } from './transforms.js';
+import { applySteps, finiteViews, type Transform } from './transforms.js';
 import { toFloatChw } from './image-ops.js';
 import { DataError, type Dataset, type Sample } from './types.js';
 
@@ -29,7 +31,16 @@ export interface Batch {
   labels: Int32Array;
   /** Dataset indices of the batch's samples. */
   indices: Int32Array;
+  /**
+   * Per sample, the view it is: `index:draws` (the dataset index, then its transform's random draws in step order,
+   * see applySteps), equal for two samples exactly when their images are. Present when the dataset serves raw
+   * pixels through a transform of finite views; absent otherwise (asynchronous decoding, random resized crops).
+   */
+  keys?: string[];
 }
+
+/** The key of dataset sample `index` seen through the transform draws `draws` (see Batch.keys). */
+export const viewKey = (index: number, draws: readonly number[]): string => `${index}:${draws.join(',')}`;
 
 export interface DataLoaderOptions {
   batchSize: number;
@@ -118,8 +129,12 @@ export class DataLoader implements AsyncIterable<Batch> {
       // Fast path: raw uint8 -> transformed -> written straight into the batch buffer.
       let data: Float32Array | null = null;
       let shape: number[] = [];
+      const keys: string[] | undefined = finiteViews(ds.transform) ? [] : undefined;
+      const draws: number[] = [];
       indices.forEach((i, k) => {
-        const img = applySteps(ds.raw(i), ds.transform!, seeds[k]);
+        draws.length = 0;
+        const img = applySteps(ds.raw(i), ds.transform!, seeds[k], keys ? draws : undefined);
+        keys?.push(viewKey(i, draws));
         const s = [img.channels, img.height, img.width];
         if (!data) {
           shape = s;
@@ -127,7 +142,7 @@ export class DataLoader implements AsyncIterable<Batch> {
         } else if (s.some((d, j) => d !== shape[j])) throw mismatch(i, s, shape);
         toFloatChw(img, ds.transform!.normalize, data, k * s[0] * s[1] * s[2]);
       });
-      return { images: fromStorage(data!, [indices.length, ...shape]), labels, indices };
+      return { images: fromStorage(data!, [indices.length, ...shape]), labels, indices, ...(keys ? { keys } : {}) };
     }
     return { images: stack(Array.from(indices, (i, k) => ds.get(i, seeds[k])), indices), labels, indices };
   }

@@ -2,7 +2,10 @@
 // random crop with padding, to RGB, to grey) plus an optional normalisation, interpreted by applySteps /
 // applyTransformRaw. Being plain data, a transform crosses into the decode workers unchanged. Random steps draw from
 // a core Generator in torchvision's order (RandomResizedCrop: area, log-ratio, then top, left; flip: one uniform < p)
-// with Python's half-to-even round, so a sample's augmentation is fixed by its seed. Only core/random is imported,
+// with Python's half-to-even round, so a sample's augmentation is fixed by its seed. applySteps can also report what
+// each random step drew (crop offsets, flips), which names the view a sample is: with only discrete draws (random
+// crop with padding, flips; `finiteViews`) an image has finitely many views, and a view's name is a cache key (the
+// teacher-logit cache of sparsity/teacher-cache.ts). Recording never changes a draw. Only core/random is imported,
 // so decode workers load no tensor or backend code. Presets: the ImageNet train/eval pipelines and small-image
 // augmentation.
 
@@ -66,7 +69,17 @@ export function randomResizedCropParams(
   return { top: Math.floor((height - h) / 2), left: Math.floor((width - w) / 2), h, w };
 }
 
-function applyStep(img: RawImage, s: TransformStep, rng: Generator): RawImage {
+/**
+ * Whether the transform's random steps draw only from finite sets (random crop offsets, flips), so a sample has
+ * finitely many views and the draws `applySteps` records name one. A random resized crop draws continuous
+ * scales and ratios: its views are, in practice, never seen twice.
+ */
+export function finiteViews(t: Transform): boolean {
+  return t.steps.every((s) => s.op !== 'randomResizedCrop');
+}
+
+/** One step; when `draws` is given, the step's random draws are appended to it (crop top and left, flip 0/1). */
+function applyStep(img: RawImage, s: TransformStep, rng: Generator, draws?: number[]): RawImage {
   switch (s.op) {
     case 'resize':
       return typeof s.size === 'number'
@@ -78,14 +91,19 @@ function applyStep(img: RawImage, s: TransformStep, rng: Generator): RawImage {
     }
     case 'randomResizedCrop': {
       const p = randomResizedCropParams(img.height, img.width, rng, s.scale, s.ratio);
+      draws?.push(p.top, p.left, p.h, p.w);
       return resize(crop(img, p.top, p.left, p.h, p.w), s.size, s.size, { antialias: s.antialias });
     }
-    case 'randomHorizontalFlip':
-      return rng.uniform() < (s.p ?? 0.5) ? hflip(img) : img;
+    case 'randomHorizontalFlip': {
+      const flip = rng.uniform() < (s.p ?? 0.5);
+      draws?.push(flip ? 1 : 0);
+      return flip ? hflip(img) : img;
+    }
     case 'randomCrop': {
       const padded = s.padding ? pad(img, s.padding) : img;
       const top = rng.int(padded.height - s.size + 1);
       const left = rng.int(padded.width - s.size + 1);
+      draws?.push(top, left);
       return crop(padded, top, left, s.size, s.size);
     }
     case 'toRgb':
@@ -105,11 +123,15 @@ export function toGrey(img: RawImage): RawImage {
   return { data: out, height: img.height, width: img.width, channels: 1 };
 }
 
-/** The transformed uint8 image (everything but ToTensor/Normalize). */
-export function applySteps(img: RawImage, t: Transform, seed: number): RawImage {
+/**
+ * The transformed uint8 image (everything but ToTensor/Normalize). With `draws`, every random step's draws are
+ * appended to it in step order (randomCrop: top, left; randomHorizontalFlip: 1 if flipped else 0;
+ * randomResizedCrop: top, left, h, w): with the sample's index they name its view (see finiteViews).
+ */
+export function applySteps(img: RawImage, t: Transform, seed: number, draws?: number[]): RawImage {
   const rng = new Generator(seed);
   let cur = img;
-  for (const s of t.steps) cur = applyStep(cur, s, rng);
+  for (const s of t.steps) cur = applyStep(cur, s, rng, draws);
   return cur;
 }
 

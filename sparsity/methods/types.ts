@@ -106,7 +106,7 @@ export const distillOptions = {
 export const distillInputOf = (ctx: MethodContext): DistillInput => ({
   model: ctx.model,
   teacher: ctx.copy(),
-  batch: ctx.calib.loader(),
+  batch: ctx.calib.keyedLoader(),
   calibSize: ctx.calib.size,
   onStep: ctx.onStep,
   onNumericError: ctx.onNumericError,
