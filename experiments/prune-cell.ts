@@ -3,6 +3,7 @@
 // DIR/result.json and DIR/history.json (FCPTS curves). `ptslab prune` is a thin CLI over this; `ptslab run` calls it
 // once per grid cell. Files are written atomically and fsynced (nn/io/atomic.ts).
 
+import { TeacherCache } from '../sparsity/teacher-cache.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ArgumentError, backend, type Tensor } from '../core/index.js';
@@ -83,7 +84,16 @@ export interface CellRunOptions {
   onEval?: (done: number, total: number) => void;
   /** Plugins loaded for this cell (recorded in result.json with their sha256). */
   plugins?: PluginRecord[];
+  /** Teacher-logit caches shared between the cells of one run, by teacherKey (see PruneData.teacherCache). */
+  teacherCaches?: Map<string, TeacherCache>;
 }
+
+/**
+ * What fixes the teacher's logits of every calibration view: the dense model, its data and augmentation (the spec
+ * without method, sparsity and method options), and the calibration subset (calib and seed).
+ */
+export const teacherKey = (s: CellSpec): string =>
+  JSON.stringify({ ...s, evalImages: undefined, denseTop1: undefined, prune: undefined, calib: s.prune.calib ?? null, seed: s.prune.seed ?? 0 });
 
 /** Load the cell's model and check its options against the method and the model, before any data is read. */
 export function prepareCell(spec: CellSpec, reg: Registry = registry, loaded?: Experiment): Experiment {
@@ -142,7 +152,12 @@ export async function runCell(spec: CellSpec, o: CellRunOptions): Promise<CellRe
     writeAtomic(file, serializeSafetensors(state));
     return file;
   };
-  const outcome = await prune({ model: exp.model, makeModel: exp.makeModel, calibSource: exp.calibSource, calibSourcePlain: exp.calibSourcePlain, onStep: o.onStep, log: o.log, onNumericError }, spec.prune);
+  let teacherCache: TeacherCache | undefined;
+  if (o.teacherCaches) {
+    const key = teacherKey(spec);
+    teacherCache = o.teacherCaches.get(key) ?? o.teacherCaches.set(key, new TeacherCache()).get(key);
+  }
+  const outcome = await prune({ model: exp.model, makeModel: exp.makeModel, calibSource: exp.calibSource, calibSourcePlain: exp.calibSourcePlain, onStep: o.onStep, log: o.log, onNumericError, teacherCache }, spec.prune);
   o.log?.(`pruned in ${outcome.seconds.toFixed(1)} s; evaluating`);
   const acc = await exp.evaluate(exp.model, { images: spec.evalImages, onBatch: o.onEval });
   // the input size of this model's images: one held-out image (the cell's transform, so imageSize is honoured)

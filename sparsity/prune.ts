@@ -5,6 +5,7 @@
 // BatchNorm, counts the zeros actually in the weights, and reports per-layer sparsity, timings, the FCPTS curves and
 // the exact-sparsity correction. Nothing here knows which methods exist.
 
+import type { TeacherCache } from './teacher-cache.js';
 import type { z } from 'zod';
 import { ArgumentError, NumericError, manualSeed, noGrad, type Tensor } from '../core/index.js';
 import type { Module } from '../nn/index.js';
@@ -55,6 +56,12 @@ export interface PruneData {
   log?: (line: string) => void;
   /** See DistillInput.onNumericError. */
   onNumericError?: (state: Record<string, Tensor>, iteration: number) => string | void;
+  /**
+   * A teacher-logit cache shared with other runs on the same dense model and calibration data (same source, calib
+   * and seed, hence the same views): a grid's FCPTS and erk-kd cells then run the teacher on each view once between
+   * them (sparsity/teacher-cache.ts). Default: a fresh cache per run.
+   */
+  teacherCache?: TeacherCache;
 }
 
 export interface PruneOutcome {
@@ -155,6 +162,7 @@ export async function prune(data: PruneData, cfg: PruneConfig, o: { registry?: R
       onStep: data.onStep,
       log: data.log,
       onNumericError: data.onNumericError,
+      teacherCache: data.teacherCache,
     },
     options,
   );

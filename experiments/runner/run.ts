@@ -13,6 +13,7 @@ import { applicableConfig, registry, type PluginRecord } from '../../sparsity/in
 import { copyFileAtomic } from '../../nn/io/atomic.js';
 import { readJsonFile } from '../json-file.js';
 import { runCell, writeJsonAtomic, type CellResult, type CellSpec } from '../prune-cell.js';
+import type { TeacherCache } from '../../sparsity/teacher-cache.js';
 import type { Cell } from './grid.js';
 import type { Progress } from './progress.js';
 import { finishedCells, gatherCells, writeTables, type CellMeta, type CellRecord, type RunMeta } from './results.js';
@@ -122,6 +123,8 @@ export async function runGrid(cells: Cell[], o: RunGridOptions): Promise<RunSumm
   }
   if (summary.skipped.length) o.progress.log(`${summary.skipped.length} of ${cells.length} cells already finished in ${cellsDir}: skipped`);
   if (summary.reused.length) o.progress.log(`${summary.reused.length} cells finished with the same spec in ${(o.reuse ?? []).join(', ')}: copied, not run (${summary.reused.join(', ')})`);
+  // the FCPTS and erk-kd cells on one model and calibration set run its teacher on each view once between them
+  const teacherCaches = new Map<string, TeacherCache>();
   for (const [i, c] of todo.entries()) {
     const dir = join(cellsDir, c.key);
     mkdirSync(dir, { recursive: true });
@@ -138,6 +141,7 @@ export async function runGrid(cells: Cell[], o: RunGridOptions): Promise<RunSumm
         commit: o.commit,
         version: o.version,
         plugins: o.plugins,
+        teacherCaches,
         onStep: (s) => o.progress.step(s),
         onEval: (done, total) => o.progress.evaluating(done, total),
         log: (l) => o.progress.log(`${c.key}: ${l}`),

@@ -5,6 +5,7 @@
 // it. The options every method shares (sparsity, seed, calibration size, batch size, layers kept dense, BN
 // re-calibration) are not part of a method's schema: they come in the context.
 
+import type { TeacherCache } from '../teacher-cache.js';
 import { z } from 'zod';
 import type { Tensor } from '../../core/index.js';
 import type { Module } from '../../nn/index.js';
@@ -41,6 +42,8 @@ export interface MethodContext {
   /** Progress lines of slow one-pass methods. */
   readonly log?: (line: string) => void;
   readonly onNumericError?: (state: Record<string, Tensor>, iteration: number) => string | void;
+  /** A teacher-logit cache shared with other runs on the same dense model and calibration data (PruneData.teacherCache). */
+  readonly teacherCache?: TeacherCache;
 }
 
 export interface MethodResult {
@@ -110,5 +113,6 @@ export const distillInputOf = (ctx: MethodContext): DistillInput => ({
   calibSize: ctx.calib.size,
   onStep: ctx.onStep,
   onNumericError: ctx.onNumericError,
+  teacherCache: ctx.teacherCache,
   terms: ctx.terms,
 });
