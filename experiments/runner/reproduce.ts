@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { ArgumentError } from '../../core/errors.js';
 import { selectBackend } from '../../core/backend/select.js';
 import type { StepLog } from '../../sparsity/distill.js';
+import type { TeacherCache } from '../../sparsity/teacher-cache.js';
 import { applicableConfig, changedPlugins, loadPlugins } from '../../sparsity/index.js';
 import { runCell, type CellResult, type CellSpec } from '../prune-cell.js';
 import { matchesOnly, unmatchedOnly, type OnlyFilter } from './grid.js';
@@ -188,6 +189,8 @@ export async function reproduce(dir: string, o: ReproduceOptions = {}): Promise<
   const tol = o.tolerance ? checkTolerance({ ...DEFAULT_TOLERANCE, ...o.tolerance }) : undefined;
   const scratch = mkdtempSync(join(tmpdir(), 'ptslab-reproduce-'));
   const done: ReproducedCell[] = [];
+  // as in `ptslab run`: cells on one model and calibration set share the teacher's logits (bit-identical either way)
+  const teacherCaches = new Map<string, TeacherCache>();
   try {
     for (const c of selected) {
       const committed = c.dir, recorded = c.result.backend;
@@ -200,7 +203,7 @@ export async function reproduce(dir: string, o: ReproduceOptions = {}): Promise<
       if (!c.cell.spec) throw new Error(`${join(committed, 'cell.json')}: no spec (the cell was not written by \`ptslab run\`)`);
       const plugins = await loadPlugins((c.result.plugins ?? []).map((p) => p.path));
       const spec = { ...c.cell.spec, prune: applicableConfig(c.cell.spec.prune), denseTop1: undefined };
-      await runCell(spec, { out, commit: null, version: 'reproduce', plugins });
+      await runCell(spec, { out, commit: null, version: 'reproduce', plugins, teacherCaches });
       done.push({ key: c.key, backend: b.name, seconds: Math.round((performance.now() - t0) / 100) / 10, mismatches: compareCells(committed, out, tol) });
     }
   } finally {
