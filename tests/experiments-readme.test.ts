@@ -78,7 +78,10 @@ test('a results block naming a missing folder is an error naming the file', () =
 test('a bench block tabulates the cases with a torch row, the ratios and the targets judged on them', () => {
   const row = (c: string, engine: string, ms: number) => JSON.stringify({ case: c, shape: '8x3x224x224', engine, gflops: 1, ms });
   writeFileSync(join(root, 'bench.jsonl'), [
-    row('gemm-1024', 'ptslab-cpu', 10), // no torch row: not a whole-model case
+    row('gemm-1024', 'ptslab-cpu', 10), // no torch row, not a headline kernel: not shown
+    JSON.stringify({ case: 'conv3x3-256-56-fwd', shape: 'x', engine: 'ptslab-cpu', gflops: 40, ms: 1 }),
+    JSON.stringify({ case: 'conv3x3-256-56-fwd', shape: 'x', engine: 'tfjs-wasm', gflops: 20, ms: 2 }),
+    JSON.stringify({ case: 'conv3x3-256-56-fwd', shape: 'x (channels / 8: slow engine)', engine: 'tfjs-cpu', gflops: 0.5, ms: 2 }),
     row('resnet18-train-step-b8', 'ptslab-cpu', 1000), row('resnet18-train-step-b8', 'torch', 500),
     row('resnet18-s90-infer-b1', 'ptslab-cpu', 90), row('resnet18-s90-infer-b1', 'ptslab-cpu-sparse', 30), row('resnet18-s90-infer-b1', 'torch', 20),
   ].join('\n') + '\n');
@@ -87,6 +90,8 @@ test('a bench block tabulates the cases with a torch row, the ratios and the tar
   assert.match(block, /\| resnet18-train-step-b8 \| 8x3x224x224 \| 1000 \| – \| 500 \| 2.00x \| – \|/);
   assert.match(block, /\| resnet18-s90-infer-b1 \| 8x3x224x224 \| 90.0 \| 30.0 \| 20.0 \| 4.50x \| 1.50x \|/);
   assert.not.match(block, /gemm-1024/);
+  assert.match(block, /\| conv3x3-256-56-fwd \| 40.0 \| 20.0 \| 0.500\* \| 2.00x \| 80.00x \|/);
+  assert.not.match(block, /conv3x3-256-56-fwdbwd/);
   assert.match(block, /- ResNet-18 train step b8: ptslab-cpu \/ torch = 1000.0 \/ 500.0 ms = 2.00 \(target <= 2.5\): met/);
   assert.match(block, /- ResNet-18 90% sparse, dense \/ sparse, b1: ptslab-cpu \/ ptslab-cpu-sparse = 90.0 \/ 30.0 ms = 3.00 \(target >= 2.5\): met/);
   assert.match(block, /sparse faster than torch, b1: ptslab-cpu-sparse \/ torch = 30.0 \/ 20.0 ms = 1.50 \(target < 1\): not met/);

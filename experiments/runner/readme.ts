@@ -97,9 +97,14 @@ export function modelsBlock(root: string): string {
 
 interface BenchRow { case: string; shape: string; engine: string; gflops: number; ms: number }
 
+/** The kernel cases a bench block shows (the 3x3 conv the cpu backend was built around, and a conv-sized GEMM). */
+const KERNEL_CASES = ['conv3x3-256-56-fwd', 'conv3x3-256-56-fwdbwd', 'gemm-256x2304x3136', 'r20-3x3-16-28-fwdbwd'];
+const KERNEL_ENGINES = ['ptslab-cpu', 'tfjs-wasm', 'tfjs-cpu'];
+
 /**
- * The whole-model cases of a committed bench run (every case with a `torch` row): ms per engine, each ptslab
- * engine's time over PyTorch's, then the targets of scripts/bench-peer.ts judged on the same rows.
+ * A committed bench run in brief: the headline kernel cases against the tfjs peers (GFLOP/s), the whole-model cases
+ * (every case with a `torch` row: ms per engine, each ptslab engine's time over PyTorch's), then the targets of
+ * scripts/bench-peer.ts judged on the same rows.
  */
 export function benchBlock(root: string, file: string): string {
   const path = join(root, file);
@@ -112,14 +117,28 @@ export function benchBlock(root: string, file: string): string {
   const cases = [...new Set(rows.filter((r) => r.engine === 'torch').map((r) => r.case))];
   if (!cases.length) return `No whole-model case with a \`torch\` row in \`${file}\`.`;
   const engines = ['ptslab-cpu', 'ptslab-cpu-sparse', 'torch'];
-  const ms = (c: string, e: string) => rows.find((r) => r.case === c && r.engine === e)?.ms;
+  const row = (c: string, e: string) => rows.find((r) => r.case === c && r.engine === e);
+  const ms = (c: string, e: string) => row(c, e)?.ms;
   const fmt = (v: number | undefined) => (v === undefined ? '–' : v >= 100 ? v.toFixed(0) : v.toFixed(1));
   const lines = [
-    `From \`${file}\` (ms per step or forward, medians; ratio = ptslab time / PyTorch time, in the same run):`,
+    `From \`${file}\`. Headline kernels (GFLOP/s, medians; a \`*\` marks a slow engine timed on channels / 8):`,
+    '',
+    `| case | ${KERNEL_ENGINES.join(' | ')} | ptslab-cpu / tfjs-wasm | ptslab-cpu / tfjs-cpu |`,
+    `| --- | ${KERNEL_ENGINES.map(() => '---:').join(' | ')} | ---: | ---: |`,
+  ];
+  for (const c of KERNEL_CASES.filter((c) => row(c, 'ptslab-cpu'))) {
+    const g = (e: string) => row(c, e)?.gflops;
+    const cell = (e: string) => (g(e) === undefined ? '–' : `${g(e)!.toPrecision(3)}${row(c, e)!.shape.includes('(') ? '*' : ''}`);
+    const rate = (e: string) => (g(e) === undefined ? '–' : `${(g('ptslab-cpu')! / g(e)!).toFixed(2)}x`);
+    lines.push(`| ${c} | ${KERNEL_ENGINES.map(cell).join(' | ')} | ${rate('tfjs-wasm')} | ${rate('tfjs-cpu')} |`);
+  }
+  lines.push(
+    '',
+    'Whole models (ms per step or forward, medians; ratio = ptslab time / PyTorch time, in the same run):',
     '',
     `| case | shape | ${engines.join(' ms | ')} ms | ptslab-cpu / torch | ptslab-cpu-sparse / torch |`,
     `| --- | --- | ${engines.map(() => '---:').join(' | ')} | ---: | ---: |`,
-  ];
+  );
   for (const c of cases) {
     const t = ms(c, 'torch')!;
     const ratio = (e: string) => (ms(c, e) === undefined ? '–' : `${(ms(c, e)! / t).toFixed(2)}x`);
