@@ -5,18 +5,9 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Generator, NumericError, randn, type Tensor } from '../core/index.js';
-import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, ReLU, Sequential, type Module } from '../nn/index.js';
 import { erkKd, fcpts, type FcptsConfig } from '../sparsity/fcpts.js';
 import { prunableLayers } from '../sparsity/prunable.js';
-
-function tinyNet(seed: number): Module {
-  const g = new Generator(seed);
-  return new Sequential(
-    new Conv2d(1, 8, 3, { padding: 1, generator: g }), new BatchNorm2d(8), new ReLU(),
-    new Conv2d(8, 16, 3, { padding: 1, stride: 2, generator: g }), new BatchNorm2d(16), new ReLU(),
-    new AdaptiveAvgPool2d(1), new Flatten(), new Linear(16, 5, { generator: g }),
-  );
-}
+import { tinyNet } from './helpers/tiny-net.js';
 
 function setup(seed = 0) {
   const model = tinyNet(seed);

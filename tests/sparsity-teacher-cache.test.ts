@@ -15,7 +15,7 @@ import * as assert from 'uvu/assert';
 import '../core/backend/all.js';
 import { ArgumentError, Generator, fromStorage, manualSeed, noGrad, randn, withBackend, type Tensor } from '../core/index.js';
 import { cpuBackend } from '../core/backend/cpu/index.js';
-import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, ReLU, Sequential, type Module } from '../nn/index.js';
+import type { Module } from '../nn/index.js';
 import { ArrayDataset, smallImageTrain } from '../nn/data/index.js';
 import { buildModel } from '../nn/train/index.js';
 import { calibration } from '../sparsity/calibration.js';
@@ -23,15 +23,7 @@ import type { DistillInput } from '../sparsity/distill.js';
 import { fcpts, type FcptsConfig } from '../sparsity/fcpts.js';
 import { TeacherCache, cacheApplies } from '../sparsity/teacher-cache.js';
 import { throwsMatching } from './helpers/throws.js';
-
-function tinyNet(seed: number): Module {
-  const g = new Generator(seed);
-  return new Sequential(
-    new Conv2d(1, 8, 3, { padding: 1, generator: g }), new BatchNorm2d(8), new ReLU(),
-    new Conv2d(8, 16, 3, { padding: 1, stride: 2, generator: g }), new BatchNorm2d(16), new ReLU(),
-    new AdaptiveAvgPool2d(1), new Flatten(), new Linear(16, 5, { generator: g }),
-  );
-}
+import { tinyNet } from './helpers/tiny-net.js';
 
 /** A frozen eval-mode teacher whose BatchNorms hold non-trivial running statistics. */
 function frozen(m: Module, x: Tensor): Module {
