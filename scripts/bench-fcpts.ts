@@ -8,10 +8,11 @@
 // An iteration's time runs from its batch being handed to the loop to its onStep: the whole iteration (masks and
 // layer sparsities, student forward and backward, teacher forward, SGD step, finiteness checks), nothing between
 // iterations. `fcptsIterations` runs a number of them with hooks (a profiler wraps them); `fcptsStep` is the bench's
-// median; `fcptsStepper` hands them out one at a time so bench.ts can interleave them with PyTorch's.
+// median; `fcptsStepper` hands them out one at a time so bench.ts can interleave them with PyTorch's;
+// `fcptsProfile` is the per-op profile of a few iterations (core/profile.ts) that the bench prints after the case.
 // `node dist/scripts/bench-fcpts.js [batch] [reps]` prints one median.
 
-import { manualSeed, randn } from '../core/index.js';
+import { formatProfile, manualSeed, profileOpsAsync, randn } from '../core/index.js';
 import { buildBundledArch, bundledModelSpec } from '../experiments/models/index.js';
 import { copyModel } from '../sparsity/prune.js';
 import { fcpts } from '../sparsity/fcpts.js';
@@ -66,6 +67,14 @@ export async function fcptsIterations(batch: number, iters: number, hooks: Fcpts
     { sparsity: SPARSITY, iters, batchSize: batch },
   );
   return times;
+}
+
+/** The per-op profile of `iters` iterations after FCPTS_WARMUP (core/profile.ts), as a table of its top rows per iteration. */
+export async function fcptsProfile(batch: number, iters: number, top = 12): Promise<string> {
+  const { profile } = await profileOpsAsync((ctl) =>
+    fcptsIterations(batch, FCPTS_WARMUP + iters, { before: (step) => void (step === FCPTS_WARMUP && ctl.reset()) }),
+  );
+  return formatProfile(profile, { top, per: iters });
 }
 
 /** Median ms of `reps` FCPTS iterations at a batch, after FCPTS_WARMUP more; flops as fcptsFlops. */

@@ -13,6 +13,7 @@
 //   resnet18-infer-b1/-b64   dense eval forward under noGrad
 //   resnet18-s90-infer-b1/-b64  the same pruned to 90%: ptslab-cpu (dense kernels), ptslab-cpu-sparse, torch (dense)
 // (flops are nominal: 2 x dense MACs x batch, x3 for a training step, x4 for FCPTS: student 3x, teacher 1x), and a
+// per-op profile of the FCPTS step (core/profile.ts, after that case) and a
 // summary of issue 23's targets (TARGETS in scripts/bench-peer.ts) from this run's rows. Without torch (no
 // interpreter, `import torch` failing, or PTSLAB_BENCH_TORCH=0) each torch row is a line saying why; the rest runs.
 //   --json     one JSON object per line: { case, shape, engine, gflops, ms } (progress, skip reasons and the target
@@ -34,7 +35,7 @@ import type { Backend, Conv2dParams, View } from '../core/backend/types.js';
 import { cpuKernelInfo, shutdownThreads, threadCount } from '../core/backend/cpu/index.js';
 import { convOut } from '../core/backend/reference.js';
 import { inferFlops, median, prepareResnetInfer, prepareTrainStep, runMemoryCheck, trainStepFlops, type Runner as ModelRunner } from './bench-models.js';
-import { FCPTS_WARMUP, fcptsFlops, fcptsStepper } from './bench-fcpts.js';
+import { FCPTS_WARMUP, fcptsFlops, fcptsProfile, fcptsStepper } from './bench-fcpts.js';
 import { evaluateTargets, formatTarget, lazyTorchPeer, torchPython } from './bench-peer.js';
 import { prepareS90Infer } from './bench-sparse.js';
 
@@ -339,6 +340,12 @@ async function main() {
   const prev = cpu ? setBackend(cpu) : null;
   try {
     for (const c of modelCases) await runModelCase(c, !!cpu, only);
+    // where the FCPTS step's time goes, by kernel (the issue asked for it in the bench output)
+    if (cpu && selected('resnet20-fcpts-step-b64') && (!only || only.includes('ptslab-cpu'))) {
+      const iters = QUICK ? 3 : 10;
+      log(`resnet20-fcpts-step-b64 on ptslab-cpu by op, ${iters} iterations after ${FCPTS_WARMUP} (core/profile.ts; js/other: autograd, optimizer, bookkeeping, GC):`);
+      log((await fcptsProfile(64, iters)).split('\n').map((l) => `  ${l}`).join('\n'));
+    }
   } finally {
     if (prev) setBackend(prev);
     await torch.close();
