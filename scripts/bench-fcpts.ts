@@ -17,6 +17,7 @@ import { buildBundledArch, bundledModelSpec } from '../experiments/models/index.
 import { copyModel } from '../sparsity/prune.js';
 import { fcpts } from '../sparsity/fcpts.js';
 import { modelMacs } from '../sparsity/macs.js';
+import type { Module } from '../nn/index.js';
 import { median } from './bench-models.js';
 
 const MODEL = 'fmnist-resnet20';
@@ -40,11 +41,21 @@ export interface FcptsHooks {
   before?: (step: number) => void | Promise<void>;
 }
 
-/** Run `iters` FCPTS iterations (the exact correction after them, untimed); each iteration's ms. */
-export async function fcptsIterations(batch: number, iters: number, hooks: FcptsHooks = {}): Promise<number[]> {
+/**
+ * The benchmark's student and teacher: a seeded (manualSeed(0)) random-init model of the fmnist-resnet20
+ * architecture and a frozen eval-mode copy of it (scripts/profile-fcpts.ts profiles the same pair).
+ */
+export function benchmarkPair(): { model: Module; teacher: Module } {
   manualSeed(0);
   const model = arch();
   const teacher = copyModel(model, arch);
+  for (const p of teacher.parameters()) p.requiresGrad = false;
+  return { model, teacher: teacher.eval() };
+}
+
+/** Run `iters` FCPTS iterations (the exact correction after them, untimed); each iteration's ms. */
+export async function fcptsIterations(batch: number, iters: number, hooks: FcptsHooks = {}): Promise<number[]> {
+  const { model, teacher } = benchmarkPair();
   const x = randn([batch, 1, 28, 28]);
   const times: number[] = [];
   let start = 0;

@@ -247,7 +247,7 @@ function timeInterleaved(fns: Runner[]): number[] {
       ts[i].push(performance.now() - t);
     });
   }
-  return ts.map((t) => t.sort((a, b) => a - b)[(t.length - 1) >> 1]);
+  return ts.map(median);
 }
 
 interface Row { case: string; shape: string; engine: string; gflops: number; ms: number }

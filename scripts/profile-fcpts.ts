@@ -16,17 +16,18 @@
 // profiled steps draw (its best case); --no-teacher-cache turns it off.
 
 import { parseArgs } from 'node:util';
-import { Generator, backend, formatProfile, manualSeed, profileOps, profileOpsAsync, randn, type Profile, type Tensor } from '../core/index.js';
+import { Generator, backend, formatProfile, profileOps, profileOpsAsync, randn, type Profile, type Tensor } from '../core/index.js';
 import '../core/backend/select.js';
 import { shutdownThreads } from '../core/backend/cpu/index.js';
 import type { Module } from '../nn/index.js';
-import { buildModel, loadDataset } from '../nn/train/index.js';
+import { loadDataset } from '../nn/train/index.js';
 import { calibration, type Calibration } from '../sparsity/calibration.js';
 import type { CalibrationBatch } from '../sparsity/calibration.js';
 import type { DistillInput } from '../sparsity/distill.js';
 import { erkKd, fcpts } from '../sparsity/fcpts.js';
 import { pot } from '../sparsity/pot.js';
 import { TeacherCache } from '../sparsity/teacher-cache.js';
+import { benchmarkPair } from './bench-fcpts.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -56,16 +57,8 @@ const start = int('start', args.start!, 0);
 const methods = args.method === 'all' ? ['fcpts', 'erk-kd', 'pot'] : [args.method!];
 for (const m of methods) if (!['fcpts', 'erk-kd', 'pot'].includes(m)) throw new Error(`profile-fcpts: --method must be fcpts, erk-kd, pot or all, got '${m}'`);
 
-const makeModel = (): Module => buildModel('resnet20', { numClasses: 10, inChannels: 1, inputSize: 28 });
-/** A random-init student and its frozen teacher copy. */
-function models(): { model: Module; teacher: Module } {
-  manualSeed(0);
-  const model = makeModel();
-  const teacher = makeModel();
-  teacher.loadStateDict(model.stateDict());
-  for (const p of teacher.parameters()) p.requiresGrad = false;
-  return { model, teacher: teacher.eval() };
-}
+/** A random-init student and its frozen teacher copy, the bench's pair. */
+const models = benchmarkPair;
 
 function calib(): Calibration | null {
   if (args.synthetic) return null;
