@@ -42,31 +42,13 @@ import torch.nn.functional as F
 from torch.nn.utils import parametrize
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_cifar_resnet import CifarResNet  # noqa: E402
+from torch_cifar_resnet import BasicBlock, CifarResNet  # noqa: E402  (torchvision's BasicBlock is the same block)
 
 THREADS = 2
 
 
-# torchvision's ResNet-18 (BasicBlock, [2, 2, 2, 2], 7x7 stem, max pool) and its init.
-
-class BasicBlock(nn.Module):
-    def __init__(self, inplanes, planes, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.downsample = None
-        if stride != 1 or inplanes != planes:
-            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
-
-    def forward(self, x):
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
-
+# torchvision's ResNet-18 (BasicBlock, [2, 2, 2, 2], 7x7 stem, max pool) and its init; the block is
+# torch_cifar_resnet's, which has torchvision's BasicBlock layout, keys and forward.
 
 class ResNet18(nn.Module):
     def __init__(self, num_classes=1000):

@@ -1,6 +1,6 @@
 """PyTorch's side of ptslab's option-B CIFAR ResNets, with ptslab's state_dict keys (conv1, bn1, layerN.M.conv1/bn1/
 conv2/bn2, layerN.M.downsample.0/.1, fc): the oracle that tests load ptslab's checkpoints into. Imported by the test
-scripts (tests add this folder to sys.path)."""
+scripts (tests add this folder to sys.path) and by bench_torch.py (whose ResNet-18 uses the same BasicBlock)."""
 
 import torch
 import torch.nn as nn
@@ -11,7 +11,7 @@ class BasicBlock(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(inp, planes, 3, stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
         self.downsample = None
