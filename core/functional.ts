@@ -3,7 +3,8 @@
 
 import { ArgumentError, ShapeError, fmtShape } from './errors.js';
 import { globalGenerator, type Generator } from './random.js';
-import { Tensor, full, rand } from './tensor.js';
+import { allocate } from './dtype.js';
+import { Tensor, fromStorage, rand } from './tensor.js';
 import { exp, mul, relu, relu6, sigmoid, sub, tanh } from './ops/elementwise.js';
 import { max, mean, sum } from './ops/reduce.js';
 import { pad } from './ops/shape.js';
@@ -45,15 +46,15 @@ function reduce(loss: Tensor, reduction: Reduction, op: string): Tensor {
 export function oneHot(target: Tensor | ArrayLike<number>, numClasses: number, like: Tensor, op = 'oneHot'): Tensor {
   const t = target instanceof Tensor ? target.toArray() : target;
   const n = t.length;
-  const out = full([n, numClasses], 0, { dtype: like.dtype });
+  const data = allocate(like.dtype, n * numClasses);
   for (let i = 0; i < n; i++) {
     const c = t[i];
     if (!Number.isInteger(c) || c < 0 || c >= numClasses) {
       throw new ArgumentError(`${op}: target ${i} is ${c}, expected an integer class index in [0, ${numClasses})`);
     }
-    out.data[i * numClasses + c] = 1;
+    data[i * numClasses + c] = 1;
   }
-  return out;
+  return fromStorage(data, [n, numClasses]);
 }
 
 function checkTargets(op: string, input: Tensor, target: Tensor | ArrayLike<number>): void {

@@ -24,7 +24,7 @@ import { withBackend } from './backend/index.js';
 import { ArgumentError, AutogradError, PtslabError, fmtShape } from './errors.js';
 import { Generator } from './random.js';
 import { sameShape } from './shape.js';
-import { Tensor, randn, zeros } from './tensor.js';
+import { Tensor, fromStorage, hostElements, randn } from './tensor.js';
 
 export interface GradcheckOptions {
   /** Step of the central difference (f(x + eps) - f(x - eps)) / (2 eps). Default 1e-6. */
@@ -103,6 +103,7 @@ function validateInputs(inputs: readonly Tensor[]): number[] {
         `${what} is ${x.dtype}, expected float64: differences of eps = 1e-6 are rounding noise in float32 (make it with { dtype: 'float64' }, or x.detach().to('float64').requiresGrad_())`,
       );
     }
+    if (!x.isHost) hostElements(x, 'gradcheck');
     if (!x.isLeaf) {
       throw new ArgumentError(`${what} is the output of '${x.node!.op}', expected a leaf: only leaves receive .grad (pass a leaf and apply the op inside fn)`);
     }
@@ -230,14 +231,15 @@ function run(fn: Fn, inputs: readonly Tensor[], checked: number[], { eps, atol, 
     };
     /** Evaluate at x[i] + eps and x[i] - eps, restoring x[i] whatever happens. */
     const perturbed = <T>(x: Tensor, pos: number, f: () => T): [T, T] => {
-      const orig = x.data[pos];
+      const xs = hostElements(x, 'gradcheck');
+      const orig = xs[pos];
       try {
-        x.data[pos] = orig + eps;
+        xs[pos] = orig + eps;
         const up = f();
-        x.data[pos] = orig - eps;
+        xs[pos] = orig - eps;
         return [up, f()];
       } finally {
-        x.data[pos] = orig;
+        xs[pos] = orig;
       }
     };
 
@@ -307,8 +309,9 @@ function localize(
   const [up, down] = perturbed(x, positions(x)[i], evaluate);
   for (let j = 0; j < outs.length; j++) {
     for (let q = 0; q < outs[j].size; q++) {
-      const onehot = zeros(outs[j].shape, { dtype: 'float64' });
-      onehot.data[q] = 1;
+      const hot = new Float64Array(outs[j].size);
+      hot[q] = 1;
+      const onehot = fromStorage(hot, outs[j].shape);
       const a = vjp(outs.map((_, m) => (m === j ? onehot : null))).grads[slot][i];
       const n = (up[j][q] - down[j][q]) / (2 * eps);
       if (!(Math.abs(a - n) <= atol + rtol * Math.abs(n))) return { output: j, outputIndex: unravel(q, outs[j].shape), analytic: a, numeric: n };

@@ -1,11 +1,11 @@
-// The Tensor: a strided view (data, shape, strides, offset: the ndarray model) over a Float32Array or Float64Array,
-// plus autograd state (requiresGrad, grad, and the node that produced it). Methods are thin aliases of the op
+// The Tensor: a strided view (data, shape, strides, offset: the ndarray model) over its elements (TensorData: a
+// Float32Array or Float64Array on the host, or a device array the backend that made it owns), plus autograd state (requiresGrad, grad, and the node that produced it). Methods are thin aliases of the op
 // functions in core/ops, so `x.add(y)` and `add(x, y)` are the same code. Creation functions live here too.
 
 import { runBackward, type BackwardOptions, type Node } from './autograd.js';
 import { backend } from './backend/index.js';
-import type { View } from './backend/types.js';
-import { allocate, dtypeOf, type DType, type Storage } from './dtype.js';
+import type { Backend, View } from './backend/types.js';
+import { allocate, dtypeOf, hostData, isHost, type DType, type Storage, type TensorData } from './dtype.js';
 import { ArgumentError, AutogradError, ShapeError, fmtShape } from './errors.js';
 import { globalGenerator, type Generator } from './random.js';
 import { checkShape, contiguousStrides, numel, type Shape } from './shape.js';
@@ -24,7 +24,11 @@ export interface TensorOptions {
 }
 
 export class Tensor implements View {
-  readonly data: Storage;
+  /**
+   * The elements, where the backend that made them keeps them. Read numbers with toArray()/item(); host code that
+   * writes elements in place uses hostData (core/dtype.ts) on host tensors only. Replaced only by moveTo.
+   */
+  data: TensorData;
   readonly shape: readonly number[];
   readonly strides: readonly number[];
   readonly offset: number;
@@ -33,7 +37,7 @@ export class Tensor implements View {
   /** The op that produced this tensor, when it was recorded for autograd; null for leaves. */
   node: Node | null = null;
 
-  constructor(data: Storage, shape: Shape, strides?: Shape, offset = 0, requiresGrad = false) {
+  constructor(data: TensorData, shape: Shape, strides?: Shape, offset = 0, requiresGrad = false) {
     this.data = data;
     this.shape = [...shape];
     this.strides = strides ? [...strides] : contiguousStrides(shape);
@@ -62,9 +66,26 @@ export class Tensor implements View {
     return this.node === null;
   }
 
-  /** Contiguous row-major copy of the elements. */
+  /** Contiguous row-major copy of the elements, on the host (a readback when they live on a device). */
   toArray(): Storage {
-    return backend().contiguous(this);
+    // a device array this tensor covers in order: one readback, no copy on the device first
+    if (!isHost(this.data) && this.offset === 0 && this.data.length === this.size && this.isContiguous) return this.data.read();
+    return hostData(backend().contiguous(this));
+  }
+  /** True when the elements are a host typed array (false: a device array some backend owns). */
+  get isHost(): boolean {
+    return isHost(this.data);
+  }
+  /**
+   * Move the elements, in place, to where `b` keeps arrays: uploaded to b's device when b has one (Backend.upload),
+   * else read back to the host. PyTorch's param.data = param.data.to(device): views made before keep the old array.
+   * Returns this.
+   */
+  moveTo(b: Backend): this {
+    if (!isHost(this.data) && this.data.device === b.name) return this;
+    const host = hostData(this.data);
+    this.data = b.upload ? b.upload(host) : host;
+    return this;
   }
   /** Nested JavaScript arrays (a number for a 0-d tensor). */
   toList(): NestedArray {
@@ -79,7 +100,7 @@ export class Tensor implements View {
   /** The value of a one-element tensor. */
   item(): number {
     if (this.size !== 1) throw new ShapeError(`item: tensor of shape ${fmtShape(this.shape)} has ${this.size} elements, not 1`);
-    return this.data[this.offset];
+    return hostData(this.data)[this.offset];
   }
 
   /**
@@ -177,8 +198,19 @@ function shapeArg(args: number[] | [readonly number[]]): number[] {
   return Array.isArray(args[0]) ? [...(args[0] as readonly number[])] : (args as number[]);
 }
 
-/** A fresh contiguous tensor over storage the caller hands over. */
-export function fromStorage(data: Storage, shape: Shape): Tensor {
+/**
+ * The host array of t's elements, for host code that reads or writes them in place (optimizers, gradcheck's
+ * perturbations). A tensor on a device has none: the error names op and the device (moveTo a host backend first).
+ */
+export function hostElements(t: Tensor, op: string): Storage {
+  if (!isHost(t.data)) {
+    throw new ArgumentError(`${op}: needs a tensor on the host, got ${t} on device '${t.data.device}'; move it with t.moveTo(backend) to a host backend (cpu, reference) first`);
+  }
+  return t.data;
+}
+
+/** A fresh contiguous tensor over elements the caller hands over (a host array, or a kernel's output). */
+export function fromStorage(data: TensorData, shape: Shape): Tensor {
   if (data.length !== numel(shape)) {
     throw new ShapeError(`fromStorage: ${data.length} elements do not fill shape ${fmtShape(shape)}`);
   }
@@ -247,9 +279,9 @@ export function arange(start: number, end?: number, step = 1, opts: TensorOption
   if (end === undefined) [start, end] = [0, start];
   if (step === 0 || !Number.isFinite(step)) throw new ArgumentError(`arange: step must be a non-zero finite number, got ${step}`);
   const n = Math.max(0, Math.ceil((end - start) / step));
-  const t = zeros([n], opts);
-  for (let i = 0; i < n; i++) t.data[i] = start + i * step;
-  return t;
+  const data = allocate(opts.dtype ?? 'float32', n);
+  for (let i = 0; i < n; i++) data[i] = start + i * step;
+  return new Tensor(data, [n], undefined, 0, opts.requiresGrad ?? false);
 }
 
 export interface RandomOptions extends TensorOptions {
@@ -259,22 +291,22 @@ export interface RandomOptions extends TensorOptions {
 
 /** Uniform in [low, high), default [0, 1). */
 export function rand(shape: Shape, opts: RandomOptions & { low?: number; high?: number } = {}): Tensor {
-  const t = zeros(shape, opts);
+  const data = allocate(opts.dtype ?? 'float32', numel(shape));
   const g = opts.generator ?? globalGenerator();
   const lo = opts.low ?? 0;
   const span = (opts.high ?? 1) - lo;
-  for (let i = 0; i < t.data.length; i++) t.data[i] = lo + span * g.uniform();
-  return t;
+  for (let i = 0; i < data.length; i++) data[i] = lo + span * g.uniform();
+  return new Tensor(data, shape, undefined, 0, opts.requiresGrad ?? false);
 }
 
 /** Normal with the given mean and std, default standard normal. */
 export function randn(shape: Shape, opts: RandomOptions & { mean?: number; std?: number } = {}): Tensor {
-  const t = zeros(shape, opts);
+  const data = allocate(opts.dtype ?? 'float32', numel(shape));
   const g = opts.generator ?? globalGenerator();
   const mean = opts.mean ?? 0;
   const std = opts.std ?? 1;
-  for (let i = 0; i < t.data.length; i++) t.data[i] = mean + std * g.normal();
-  return t;
+  for (let i = 0; i < data.length; i++) data[i] = mean + std * g.normal();
+  return new Tensor(data, shape, undefined, 0, opts.requiresGrad ?? false);
 }
 
 /** A number becomes a 0-d tensor of the given dtype; a tensor passes through. */

@@ -32,6 +32,7 @@ import os from 'node:os';
 import '../core/backend/all.js';
 import { backend, listBackends, setBackend, withBackend } from '../core/backend/index.js';
 import type { Backend, Conv2dParams, View } from '../core/backend/types.js';
+import { hostData } from '../core/dtype.js';
 import { cpuKernelInfo, shutdownThreads, threadCount } from '../core/backend/cpu/index.js';
 import { convOut } from '../core/backend/reference.js';
 import { inferFlops, median, prepareResnetInfer, prepareTrainStep, runMemoryCheck, trainStepFlops, type Runner as ModelRunner } from './bench-models.js';
@@ -160,7 +161,7 @@ function ptslabEngine(b: Backend): Engine {
       if (c.op === 'add') return () => void b.binary('add', x, y);
       return () => {
         const { mean, variance } = b.batchNormStats(x);
-        const invstd = variance.map((v) => 1 / Math.sqrt(v + 1e-5));
+        const invstd = hostData(variance).map((v) => 1 / Math.sqrt(v + 1e-5));
         b.batchNormForward(x, mean, invstd, w, bias);
         b.batchNormBackward(y, x, mean, invstd, w, true);
       };

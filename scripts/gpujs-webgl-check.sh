@@ -15,4 +15,4 @@ fi
 [ -f dist/tests/gpujs.test.js ] || { echo "gpujs-webgl-check: dist/tests/gpujs.test.js missing; build first" >&2; exit 1; }
 # -a: first free display number (parallel jobs); 24-bit screen so Mesa offers float-capable visuals.
 PTSLAB_GPUJS_MODE=headlessgl exec xvfb-run -a -s "-screen 0 640x480x24" \
-  node --enable-source-maps node_modules/uvu/bin.js dist/tests "gpujs\.test\.js$"
+  node --enable-source-maps node_modules/uvu/bin.js dist/tests "gpujs(-device|-resident)?\.test\.js$"

@@ -13,7 +13,7 @@
 // uncached one's. Memory is bounded (default 256 MiB, counted as the logit store's capacity plus an estimate of each
 // entry's key and bookkeeping); once full, it stops inserting and keeps serving what it holds.
 
-import { ArgumentError, fromStorage, noGrad, type Storage, type Tensor } from '../core/index.js';
+import { ArgumentError, fromStorage, hostData, noGrad, type Storage, type Tensor } from '../core/index.js';
 import type { Module } from '../nn/index.js';
 
 /** Default bound on the cache's memory: 256 MiB. */
@@ -161,7 +161,7 @@ function finiteRow(a: Storage, at: number, n: number): boolean {
 /** Samples `rows` of x [B, ...] as one contiguous batch, in that order. */
 function gatherRows(x: Tensor, rows: readonly number[]): Tensor {
   const per = x.size / x.shape[0];
-  const src = x.isContiguous ? x.data.subarray(x.offset, x.offset + x.size) : x.toArray();
+  const src = x.isContiguous && x.isHost ? hostData(x.data).subarray(x.offset, x.offset + x.size) : x.toArray();
   const out = new (src.constructor as new (n: number) => Storage)(rows.length * per);
   rows.forEach((r, j) => out.set(src.subarray(r * per, (r + 1) * per), j * per));
   return fromStorage(out, [rows.length, ...x.shape.slice(1)]);

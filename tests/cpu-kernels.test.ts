@@ -19,8 +19,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cpuBackend } from '../core/backend/cpu/index.js';
-import { referenceBackend } from '../core/backend/reference.js';
+import { cpuKernels } from '../core/backend/cpu/index.js';
+import { referenceKernels } from '../core/backend/reference.js';
 import { exportsPath, kernelSignatures, renderExports, wasmBuilds, wasmTypeText } from '../core/backend/cpu/build-wasm.js';
 import { defineJob, jobById, MAX_PARAMS } from '../core/backend/cpu/jobs.js';
 import { kernelTypes, type Kernels } from '../core/backend/cpu/kernels/exports.js';
@@ -134,8 +134,8 @@ test('backward-input by col2im in several rounds (column buffer over 64 MiB) mat
   const view = (data: Float32Array | Float64Array, shape: number[]) => ({ data, shape, strides: shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1)), offset: 0 });
   const cp = { stride: [2, 2] as [number, number], padding: [1, 1] as [number, number], dilation: [1, 1] as [number, number], groups: 1 };
   const gy = rnd(8 * 4 * 32 * 32), w = rnd(4 * 256 * 9);
-  const got = cpuBackend.conv2dBackwardInput(view(gy, [8, 4, 32, 32]), view(w, [4, 256, 3, 3]), [8, 256, 64, 64], cp);
-  const want = referenceBackend.conv2dBackwardInput(view(Float64Array.from(gy), [8, 4, 32, 32]), view(Float64Array.from(w), [4, 256, 3, 3]), [8, 256, 64, 64], cp);
+  const got = cpuKernels.conv2dBackwardInput(view(gy, [8, 4, 32, 32]), view(w, [4, 256, 3, 3]), [8, 256, 64, 64], cp);
+  const want = referenceKernels.conv2dBackwardInput(view(Float64Array.from(gy), [8, 4, 32, 32]), view(Float64Array.from(w), [4, 256, 3, 3]), [8, 256, 64, 64], cp);
   assert.is(got.length, want.length);
   let worst = 0;
   for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
@@ -178,8 +178,8 @@ for (let i = 0; i < 2; i++) {
 /** Conv cases of the child: [x shape, w shape, stride, padding, groups] over every cpu conv path. */
 const CHILD = `
 import { createHash } from 'node:crypto';
-import { cpuBackend, cpuKernelInfo, shutdownThreads, threadCount } from '${root}core/backend/cpu/index.js';
-import { referenceBackend } from '${root}core/backend/reference.js';
+import { cpuBackend, cpuKernels, cpuKernelInfo, shutdownThreads, threadCount } from '${root}core/backend/cpu/index.js';
+import { referenceBackend, referenceKernels } from '${root}core/backend/reference.js';
 let seed = 3;
 const rnd = (n) => Float32Array.from({ length: n }, () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) - 0.5);
 const strides = (s) => s.map((_, i) => s.slice(i + 1).reduce((a, b) => a * b, 1));
@@ -204,15 +204,15 @@ const check = (got, want) => {
 for (const [xs, ws, s, p, g] of cases) {
   const cp = { stride: [s, s], padding: [p, p], dilation: [1, 1], groups: g };
   const x = view(rnd(xs.reduce((a, b) => a * b)), xs), w = view(rnd(ws.reduce((a, b) => a * b)), ws);
-  const y = cpuBackend.conv2d(x, w, null, cp);
-  check(y, referenceBackend.conv2d(f64(x), f64(w), null, cp));
+  const y = cpuKernels.conv2d(x, w, null, cp);
+  check(y, referenceKernels.conv2d(f64(x), f64(w), null, cp));
   const OH = Math.floor((xs[2] + 2 * p - ws[2]) / s) + 1, OW = Math.floor((xs[3] + 2 * p - ws[3]) / s) + 1;
   const gy = view(rnd(y.length), [xs[0], ws[0], OH, OW]);
-  check(cpuBackend.conv2dBackwardInput(gy, w, xs, cp), referenceBackend.conv2dBackwardInput(f64(gy), f64(w), xs, cp));
-  check(cpuBackend.conv2dBackwardWeight(gy, x, ws, cp), referenceBackend.conv2dBackwardWeight(f64(gy), f64(x), ws, cp));
+  check(cpuKernels.conv2dBackwardInput(gy, w, xs, cp), referenceKernels.conv2dBackwardInput(f64(gy), f64(w), xs, cp));
+  check(cpuKernels.conv2dBackwardWeight(gy, x, ws, cp), referenceKernels.conv2dBackwardWeight(f64(gy), f64(x), ws, cp));
 }
 const a = view(rnd(2 * 130 * 300), [2, 130, 300]), b = view(rnd(2 * 300 * 70), [2, 300, 70]);
-check(cpuBackend.matmul(a, b), referenceBackend.matmul(f64(a), f64(b)));
+check(cpuKernels.matmul(a, b), referenceKernels.matmul(f64(a), f64(b)));
 console.log(JSON.stringify({ ...cpuKernelInfo(), threads: threadCount(), digest: h.digest('hex'), worst }));
 shutdownThreads();
 `;

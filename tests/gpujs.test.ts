@@ -10,9 +10,10 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { createGpujsBackend, gpujsMode, requestedMode, type GpujsBackend } from '../core/backend/gpujs/index.js';
-import { convOut, referenceBackend as ref } from '../core/backend/reference.js';
-import type { BinaryOp, Conv2dParams, UnaryOp, View } from '../core/backend/types.js';
-import type { Storage } from '../core/dtype.js';
+import { convOut, referenceKernels as ref } from '../core/backend/reference.js';
+import { close, convCases, convParams, rng, sumTol } from './helpers/gpujs-cases.js';
+import { hostResults, type HostResults } from './helpers/host-results.js';
+import type { BinaryOp, Conv2dParams, UnaryOp, HostView } from '../core/backend/types.js';
 import { contiguousStrides, numel } from '../core/shape.js';
 
 const created = createGpujsBackend({ minElementwise: 0, minWork: 0 });
@@ -30,73 +31,25 @@ if ('unavailable' in created) {
 } else {
   const b: GpujsBackend = created;
   console.log(`gpujs backend tests run in gpu.js mode '${b.mode}'${forced ? ` (PTSLAB_GPUJS_MODE=${forced})` : ''}`);
-  registerTests(b);
+  registerTests(hostResults(b));
 }
 t.run();
 
-/** A seeded uniform generator in [-1, 1): data come from one fast-check integer, so shrinking acts on shapes. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let z = s;
-    z = Math.imul(z ^ (z >>> 15), z | 1);
-    z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
-    return ((z ^ (z >>> 14)) >>> 0) / 2 ** 31 - 1;
-  };
-}
 
-function view(shape: readonly number[], r: () => number, f64 = false): View {
+function view(shape: readonly number[], r: () => number, f64 = false): HostView {
   const n = numel(shape);
   const data = f64 ? new Float64Array(n) : new Float32Array(n);
   for (let i = 0; i < n; i++) data[i] = r();
   return { data, shape, strides: contiguousStrides(shape), offset: 0 };
 }
 
-/** Every |got - want| <= atol + rtol |want|; NaN must meet NaN. */
-function close(what: string, got: Storage, want: Storage, atol: number, rtol = 1e-4): void {
-  assert.is(got.length, want.length, `${what}: length`);
-  assert.is(got.constructor, want.constructor, `${what}: element type`);
-  for (let i = 0; i < got.length; i++) {
-    const g = got[i], w = want[i];
-    if (g === w || (Number.isNaN(w) && Number.isNaN(g))) continue;
-    if (!(Math.abs(g - w) <= atol + rtol * Math.abs(w))) {
-      assert.unreachable(`${what}: element ${i} is ${g}, reference ${w} (atol ${atol}, rtol ${rtol})`);
-    }
-  }
-}
 
-/** float32 tolerance for a sum of `terms` products of values in [-1, 1]. */
-const sumTol = (terms: number) => 1e-5 * (4 + Math.sqrt(terms) * 4);
 
-const convCase = fc
-  .record({
-    n: fc.integer({ min: 1, max: 2 }),
-    groups: fc.integer({ min: 1, max: 3 }),
-    cg: fc.integer({ min: 1, max: 3 }),
-    og: fc.integer({ min: 1, max: 3 }),
-    depthwise: fc.boolean(),
-    kh: fc.integer({ min: 1, max: 3 }),
-    kw: fc.integer({ min: 1, max: 3 }),
-    stride: fc.tuple(fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 2 })),
-    padding: fc.tuple(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 2 })),
-    dilation: fc.tuple(fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 2 })),
-    h: fc.integer({ min: 1, max: 9 }),
-    w: fc.integer({ min: 1, max: 9 }),
-    bias: fc.boolean(),
-    seed: fc.integer(),
-  })
-  .map((c) => (c.depthwise ? { ...c, cg: 1, og: 1, groups: c.groups + 1 } : c))
-  .filter((c) => {
-    const { OH, OW } = convOut(c.h, c.w, c.kh, c.kw, params(c));
-    return OH >= 1 && OW >= 1;
-  });
+const convCase = convCases(2);
+const params = convParams;
 
-function params(c: { stride: [number, number]; padding: [number, number]; dilation: [number, number]; groups: number }): Conv2dParams {
-  return { stride: c.stride, padding: c.padding, dilation: c.dilation, groups: c.groups };
-}
 
-function registerTests(b: GpujsBackend): void {
+function registerTests(b: HostResults<GpujsBackend>): void {
   t('gpujsMode() names the mode in use, and a forced mode is honoured', () => {
     assert.is(gpujsMode(), b.mode);
     assert.ok(['headlessgl', 'webasm', 'cpu'].includes(b.mode), b.mode);
@@ -147,7 +100,7 @@ function registerTests(b: GpujsBackend): void {
     const r = rng(7);
     const [N, C, H, W] = [2, 3, 5, 4];
     const nhwc = view([N, H, W, C], r);
-    const x: View = { data: nhwc.data, shape: [N, C, H, W], strides: [H * W * C, 1, W * C, C], offset: 0 };
+    const x: HostView = { data: nhwc.data, shape: [N, C, H, W], strides: [H * W * C, 1, W * C, C], offset: 0 };
     const w = view([4, C, 3, 3], r);
     const p: Conv2dParams = { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1 };
     close('conv strided input', b.conv2d(x, w, null, p), ref.conv2d(x, w, null, p), sumTol(27));
@@ -166,20 +119,27 @@ function registerTests(b: GpujsBackend): void {
   });
 
   t('3-D layouts for images wider than a texture side, forced with maxTextureSize 40 (delegation past it)', () => {
-    const small = createGpujsBackend({ minElementwise: 0, minWork: 0, maxTextureSize: 40 });
-    if ('unavailable' in small) throw new Error(small.unavailable);
+    const made = createGpujsBackend({ minElementwise: 0, minWork: 0, maxTextureSize: 40 });
+    if ('unavailable' in made) throw new Error(made.unavailable);
+    const small = hostResults(made);
     // 9x9 output (81 > 40) with 18 column rows: only the 3-D layout fits (81 * 18 <= 40 * 40).
     const r = rng(13);
     const p: Conv2dParams = { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1 };
     const [x, w, gy] = [view([2, 2, 9, 9], r), view([4, 2, 3, 3], r), view([2, 4, 9, 9], r)];
-    close('split conv', small.conv2d(x, w, null, p), ref.conv2d(x, w, null, p), sumTol(18));
-    close('split grad input', small.conv2dBackwardInput(gy, w, x.shape, p), ref.conv2dBackwardInput(gy, w, x.shape, p), sumTol(36));
-    close('split grad weight', small.conv2dBackwardWeight(gy, x, w.shape, p), ref.conv2dBackwardWeight(gy, x, w.shape, p), sumTol(162));
+    /** fn's result, asserting that it ran gpu.js kernels (nothing delegated). */
+    const onGpu = <T>(what: string, fn: () => T): T => {
+      const before = small.stats.runs;
+      const out = fn();
+      assert.ok(small.stats.runs > before, `${what} ran on gpu.js`);
+      return out;
+    };
+    close('split conv', onGpu('conv', () => small.conv2d(x, w, null, p)), ref.conv2d(x, w, null, p), sumTol(18));
+    close('split grad input', onGpu('grad input', () => small.conv2dBackwardInput(gy, w, x.shape, p)), ref.conv2dBackwardInput(gy, w, x.shape, p), sumTol(36));
+    close('split grad weight', onGpu('grad weight', () => small.conv2dBackwardWeight(gy, x, w.shape, p)), ref.conv2dBackwardWeight(gy, x, w.shape, p), sumTol(162));
     const s0 = ref.batchNormStats(x);
     // Batch norm planes of 81 > 40 values: [W, H, N*C] outputs. x doubles as the incoming gradient.
     const invstd = s0.mean.map(() => 2);
-    close('split bn grad x', small.batchNormBackward(x, x, s0.mean, invstd, null, true).gx, ref.batchNormBackward(x, x, s0.mean, invstd, null, true).gx, 1e-4);
-    assert.is(small.stats.runs, 3 * 2 * 2 + 2, 'every kernel ran on gpu.js: 2 per sample per conv pass, 2 for bn');
+    close('split bn grad x', onGpu('bn backward', () => small.batchNormBackward(x, x, s0.mean, invstd, null, true)).gx, ref.batchNormBackward(x, x, s0.mean, invstd, null, true).gx, 1e-4);
     fc.assert(
       fc.property(convCase, (c) => {
         const r = rng(c.seed);
@@ -266,7 +226,26 @@ function registerTests(b: GpujsBackend): void {
     );
   });
 
-  t('delegated to the reference backend: float64, broadcast views, reductions, pooling', () => {
+  t('reduce sum/max/min over random axes of odd shapes, NaN included', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 1, maxLength: 4 }), fc.integer(), fc.constantFrom('sum', 'max', 'min'),
+        fc.integer({ min: 0, max: 15 }), fc.boolean(),
+        (shape, seed, op, mask, nan) => {
+          const x = view(shape, rng(seed));
+          if (nan) (x.data as Float32Array)[seed & 1 ? 0 : x.data.length - 1] = NaN;
+          const axes = shape.map((_, i) => i).filter((i) => (mask >> i) & 1);
+          const before = b.stats.runs;
+          const got = b.reduce(op as 'sum', x, axes);
+          assert.ok(b.stats.runs > before, 'ran on gpu.js');
+          close(`${op} over [${axes}] of [${shape}]`, got, ref.reduce(op as 'sum', x, axes), 1e-5 * numel(shape));
+        },
+      ),
+      { numRuns: 25 },
+    );
+  });
+
+  t('delegated to the reference backend: float64, pow', () => {
     const r = rng(3);
     const a64 = view([2, 3, 4], r, true), b64 = view([2, 4, 5], r, true);
     const before = b.stats.runs;
@@ -274,10 +253,12 @@ function registerTests(b: GpujsBackend): void {
     assert.instance(m, Float64Array);
     assert.equal(Array.from(m), Array.from(ref.matmul(a64, b64)));
     const x = view([3, 4], r);
-    const row: View = { data: view([4], r).data, shape: [3, 4], strides: [0, 1], offset: 0 };
-    assert.equal(Array.from(b.binary('add', x, row)), Array.from(ref.binary('add', x, row)));
-    assert.equal(Array.from(b.reduce('sum', x, [1])), Array.from(ref.reduce('sum', x, [1])));
+    assert.equal(Array.from(b.binary('pow', x, x)), Array.from(ref.binary('pow', x, x)));
     assert.is(b.stats.runs, before, 'no gpu.js kernel ran for delegated work');
+    // a broadcast view runs on gpu.js (on WebGL its span is uploaded and expanded on the device)
+    const row: HostView = { data: view([4], r).data, shape: [3, 4], strides: [0, 1], offset: 0 };
+    assert.equal(Array.from(b.binary('add', x, row)), Array.from(ref.binary('add', x, row)));
+    assert.ok(b.stats.runs > before, 'broadcast add ran on gpu.js');
   });
 
   t('kernels are cached per shape; dispose() frees them and the backend keeps working', () => {
@@ -293,13 +274,13 @@ function registerTests(b: GpujsBackend): void {
     assert.is(b.kernelCount, 1);
   });
 
-  t('on WebGL, conv forward keeps im2col on the device (pipeline texture), one per sample', () => {
+  t('conv forward is one kernel for the whole batch, and on WebGL its output is a device texture', () => {
     const r = rng(9);
     const p: Conv2dParams = { stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups: 1 };
     b.dispose();
     b.conv2d(view([3, 2, 5, 5], r), view([4, 2, 3, 3], r), null, p);
-    assert.is(b.stats.runs, 6, 'im2col + gemm per sample');
-    assert.is(b.stats.textureOutputs, b.mode === 'headlessgl' ? 3 : 0);
+    assert.is(b.stats.runs, 1, 'one direct-convolution kernel over the batch');
+    assert.is(b.stats.textureOutputs, b.mode === 'headlessgl' ? 1 : 0);
   });
 
   t('no kernel fell back to another gpu.js mode', () => {

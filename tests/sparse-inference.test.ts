@@ -19,10 +19,10 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
-import { cpuBackend } from '../core/backend/cpu/index.js';
-import { referenceBackend } from '../core/backend/reference.js';
+import { cpuBackend, cpuKernels } from '../core/backend/cpu/index.js';
+import { referenceBackend, referenceKernels } from '../core/backend/reference.js';
 import { sparseWeightOf } from '../core/backend/sparse-weight.js';
-import type { Conv2dParams, View } from '../core/backend/types.js';
+import type { Conv2dParams, HostView } from '../core/backend/types.js';
 import { Generator, fromStorage, noGrad, withBackend } from '../core/index.js';
 import { Conv2d, Flatten, Linear, ReLU, Sequential, AdaptiveAvgPool2d } from '../nn/layers.js';
 import { enableSparseInference } from '../nn/sparse-inference.js';
@@ -37,7 +37,7 @@ const unavailable = cpuBackend.unavailableReason?.() ?? null;
 if (unavailable) console.log(`SKIPPED sparse-inference tests: the cpu backend is unavailable (${unavailable})`);
 const maybe = unavailable ? test.skip : test;
 
-const view = (data: Float32Array | Float64Array, shape: number[]): View => {
+const view = (data: Float32Array | Float64Array, shape: number[]): HostView => {
   const strides = shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1));
   return { data, shape, strides, offset: 0 };
 };
@@ -65,8 +65,8 @@ function checkConv(N: number, C: number, O: number, H: number, W: number, K: num
   const w = pruned(g, O * C * K * K, sparsity, C * K * K, sparsity > 0.5 ? emptyRows : []);
   const b = withBias ? pruned(g, O, 0) : null;
   const sw = sparseWeightOf(w, [O, C, K, K], 'w');
-  const got = cpuBackend.sparseConv2d!(view(x, [N, C, H, W]), sw, b && view(b, [O]), cp);
-  const want = referenceBackend.conv2d(view(Float64Array.from(x), [N, C, H, W]), view(Float64Array.from(w), [O, C, K, K]), b && view(Float64Array.from(b), [O]), cp);
+  const got = cpuKernels.sparseConv2d!(view(x, [N, C, H, W]), sw, b && view(b, [O]), cp);
+  const want = referenceKernels.conv2d(view(Float64Array.from(x), [N, C, H, W]), view(Float64Array.from(w), [O, C, K, K]), b && view(Float64Array.from(b), [O]), cp);
   close(got, want, 1e-5 * Math.sqrt(C * K * K), `conv N=${N} C=${C} O=${O} ${H}x${W} k=${K} ${JSON.stringify(cp)} sparsity ${sparsity}`);
 }
 
@@ -93,8 +93,8 @@ maybe('sparseConv2d: non-square stride and padding, and layers big enough for th
 maybe('sparseConv2d refuses groups > 1 and float64 input with clear errors', () => {
   const sw = sparseWeightOf(new Float32Array([1, 0, 0, 2]), [2, 2, 1, 1], 'w');
   const cp = { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 2 } as const;
-  assert.throws(() => cpuBackend.sparseConv2d!(view(new Float32Array(8), [1, 2, 2, 2]), sw, null, cp), /groups = 1/);
-  assert.throws(() => cpuBackend.sparseConv2d!(view(new Float64Array(8), [1, 2, 2, 2]), sw, null, { ...cp, groups: 1 }), /float32/);
+  assert.throws(() => cpuKernels.sparseConv2d!(view(new Float32Array(8), [1, 2, 2, 2]), sw, null, cp), /groups = 1/);
+  assert.throws(() => cpuKernels.sparseConv2d!(view(new Float64Array(8), [1, 2, 2, 2]), sw, null, { ...cp, groups: 1 }), /float32/);
   assert.throws(() => sparseWeightOf(new Float32Array(3), [2, 2], 'fc.weight'), /fc\.weight: 3 values/);
 });
 
@@ -103,7 +103,7 @@ maybe('sparseLinear equals the reference product', () => {
     fc.constantFrom(0, 0.5, 0.9, 0.99), fc.boolean(), fc.integer(), (N, C, O, sparsity, withBias, seed) => {
       const g = new Generator(seed);
       const x = pruned(g, N * C, 0), w = pruned(g, O * C, sparsity, C, O > 2 ? [1] : []), b = withBias ? pruned(g, O, 0) : null;
-      const got = cpuBackend.sparseLinear!(view(x, [N, C]), sparseWeightOf(w, [O, C], 'w'), b && view(b, [O]));
+      const got = cpuKernels.sparseLinear!(view(x, [N, C]), sparseWeightOf(w, [O, C], 'w'), b && view(b, [O]));
       const want = new Float64Array(N * O);
       for (let n = 0; n < N; n++) for (let o = 0; o < O; o++) {
         let s = b ? b[o] : 0;

@@ -1,5 +1,5 @@
-// The backend registry: which kernel set ops call. All backends read and write ordinary typed arrays, so switching
-// backends never moves or converts a tensor.
+// The backend registry: which kernel set ops call. Switching backends never moves a tensor: a backend handed another
+// backend's device array reads it back (counted by the owner); Tensor.moveTo(b) moves one explicitly.
 //
 // Until a program calls setBackend (or runs inside withBackend), no backend is chosen: the first backend() call asks
 // the default resolver, once, and keeps its answer. select.ts installs that resolver (PTSLAB_BACKEND, else `auto`)
@@ -78,6 +78,9 @@ const deferredDefault: Backend = Object.freeze({
   ),
   get name() {
     return defaultBackend().name;
+  },
+  get kernels() {
+    return defaultBackend().kernels;
   },
   unavailableReason: () => defaultBackend().unavailableReason?.() ?? null,
 }) as unknown as Backend;

@@ -6,12 +6,13 @@ import ndarray, { type NdArray } from 'ndarray';
 import ops from 'ndarray-ops';
 import { allocate, dtypeOf, type Storage } from '../dtype.js';
 import { contiguousStrides, numel } from '../shape.js';
-import type { Backend, BinaryOp, Conv2dParams, Pool2dParams, ReduceOp, UnaryOp, View } from './types.js';
+import { hostBackend } from './compose.js';
+import type { BinaryOp, Conv2dParams, HostKernels, HostView, Pool2dParams, ReduceOp, UnaryOp } from './types.js';
 
 type Nd = NdArray<Storage>;
 
 /** An ndarray over a view; 0-d views become shape [1] so ndarray-ops can loop over them. */
-function nd(v: View): Nd {
+function nd(v: HostView): Nd {
   return v.shape.length === 0
     ? ndarray(v.data, [1], [1], v.offset)
     : ndarray(v.data, v.shape as number[], v.strides as number[], v.offset);
@@ -23,7 +24,7 @@ function fresh(like: Storage, shape: readonly number[]): { out: Storage; o: Nd }
   return { out, o: ndarray(out, s, contiguousStrides(s)) };
 }
 
-const contig = (v: View): Storage => {
+const contig = (v: HostView): Storage => {
   const { out, o } = fresh(v.data, v.shape);
   ops.assign(o, nd(v));
   return out;
@@ -57,7 +58,7 @@ const binaryFns: Record<BinaryOp, (a: number, b: number) => number> = {
 };
 
 /** Visit every index of a shape in row-major order, with the flat offset of each of several strided views. */
-function forEachIndex(shape: readonly number[], views: readonly View[], fn: (offsets: number[], flat: number) => void) {
+function forEachIndex(shape: readonly number[], views: readonly HostView[], fn: (offsets: number[], flat: number) => void) {
   const n = numel(shape);
   const nd = shape.length;
   const idx = new Array<number>(nd).fill(0);
@@ -74,7 +75,7 @@ function forEachIndex(shape: readonly number[], views: readonly View[], fn: (off
   }
 }
 
-function map(views: readonly View[], f: (...xs: number[]) => number): Storage {
+function map(views: readonly HostView[], f: (...xs: number[]) => number): Storage {
   const shape = views[0].shape;
   const out = allocate(dtypeOf(views[0].data), numel(shape));
   forEachIndex(shape, views, (offs, flat) => {
@@ -92,11 +93,7 @@ export function windowOut(size: number, k: number, s: number, pad: number, dil: 
   return o;
 }
 
-export const referenceBackend: Backend = {
-  name: 'reference',
-
-  unavailableReason: () => null,
-
+export const referenceKernels: HostKernels = {
   contiguous: contig,
 
   assign(dst, src) {
@@ -129,7 +126,7 @@ export const referenceBackend: Backend = {
     const outShape = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
     const { out } = fresh(x.data, outShape);
     const strides = contiguousStrides(outShape).map((s, i) => (axes.includes(i) ? 0 : s));
-    const acc: View = { data: out, shape: x.shape, strides, offset: 0 };
+    const acc: HostView = { data: out, shape: x.shape, strides, offset: 0 };
     if (numel(x.shape) === 0) {
       out.fill(op === 'sum' ? 0 : op === 'max' ? -Infinity : Infinity);
       return out;
@@ -388,6 +385,8 @@ export const referenceBackend: Backend = {
     return { gx, gweight, gbias };
   },
 };
+
+export const referenceBackend = hostBackend('reference', referenceKernels, { unavailableReason: () => null });
 
 export function convOut(H: number, W: number, KH: number, KW: number, p: Conv2dParams) {
   return {

@@ -11,6 +11,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { hostData } from '../dtype.js';
 import { ArgumentError } from '../errors.js';
 import './all.js';
 import { findBackend, listBackends, setBackend, setDefaultResolver } from './index.js';
@@ -82,7 +83,7 @@ function probe(b: Backend): { ms: number; correct: boolean } {
   const first = performance.now() - t0;
   const ry = referenceBackend.conv2d(x, w, null, p), rmm = referenceBackend.matmul(a, m);
   const ok = (u: ArrayLike<number>, v: ArrayLike<number>) => u.length === v.length && Array.from(v).every((e, i) => Math.abs(u[i] - e) <= 1e-3 * (1 + Math.abs(e)));
-  const correct = ok(out.y, ry) && ok(out.mm, rmm);
+  const correct = ok(hostData(out.y), hostData(ry)) && ok(hostData(out.mm), hostData(rmm));
   // A backend this slow cannot win: its first (cold) time will do.
   if (first > 250) return { ms: first, correct };
   const times: number[] = [];

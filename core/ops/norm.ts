@@ -2,11 +2,11 @@
 // variance, update the running statistics in place with momentum and the unbiased variance. Eval: normalise with the
 // running statistics. Forward and backward are named backend kernels.
 
-import { record } from '../autograd.js';
+import { noGrad, record } from '../autograd.js';
 import { backend } from '../backend/index.js';
-import { allocate } from '../dtype.js';
+import { allocate, isHost, type DType, type TensorData } from '../dtype.js';
 import { ArgumentError, ShapeError, fmtShape } from '../errors.js';
-import { Tensor, fromStorage } from '../tensor.js';
+import { Tensor, fromStorage, full } from '../tensor.js';
 
 export interface BatchNormOptions {
   training?: boolean;
@@ -35,8 +35,8 @@ export function batchNorm2d(
   if (!(eps > 0)) throw new ArgumentError(`batchNorm2d: eps must be > 0, got ${eps}`);
   const b = backend();
   const vec = (t: Tensor | null) => (t ? b.contiguous(t) : null);
-  let mean: Float32Array | Float64Array;
-  let variance: Float32Array | Float64Array;
+  let mean: TensorData;
+  let variance: TensorData;
   if (training) {
     const m = x.shape[0] * x.shape[2] * x.shape[3];
     if (m <= 1) throw new ArgumentError(`batchNorm2d: training needs more than 1 value per channel, got input ${fmtShape(x.shape)}`);
@@ -53,8 +53,7 @@ export function batchNorm2d(
     mean = b.contiguous(runningMean);
     variance = b.contiguous(runningVar);
   }
-  const invstd = allocate(x.dtype, C);
-  for (let c = 0; c < C; c++) invstd[c] = 1 / Math.sqrt(variance[c] + eps);
+  const invstd = invStd(variance, x.dtype, C, eps);
   const w = vec(weight);
   const y = fromStorage(b.batchNormForward(x, mean, invstd, w, vec(bias)), x.shape);
   const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
@@ -70,3 +69,11 @@ export function batchNorm2d(
 }
 
 export const normOps = { batchNorm2d };
+
+/** 1 / sqrt(variance + eps) per channel: on the host in float64 then rounded, on a device with its kernels. */
+function invStd(variance: TensorData, dtype: DType, C: number, eps: number): TensorData {
+  if (!isHost(variance)) return noGrad(() => full([], 1, { dtype }).div(fromStorage(variance, [C]).add(eps).sqrt())).data;
+  const invstd = allocate(dtype, C);
+  for (let c = 0; c < C; c++) invstd[c] = 1 / Math.sqrt(variance[c] + eps);
+  return invstd;
+}

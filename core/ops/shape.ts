@@ -6,13 +6,14 @@ import ndarray from 'ndarray';
 import { record } from '../autograd.js';
 import { backend } from '../backend/index.js';
 import type { View } from '../backend/types.js';
-import { allocate, type DType } from '../dtype.js';
+import { allocate, type DType, type Storage } from '../dtype.js';
 import { ArgumentError, ShapeError, fmtShape } from '../errors.js';
 import { checkShape, contiguousStrides, normAxis, numel, sameShape } from '../shape.js';
 import { Tensor, fromStorage, full } from '../tensor.js';
 
 /** The ndarray view of a tensor (0-d tensors have no ndarray view methods to call; callers avoid that case). */
-const nd = (t: Tensor) => ndarray(t.data, t.shape as number[], t.strides as number[], t.offset);
+// ndarray only does the index arithmetic here (views never read elements), so a device array passes as its data.
+const nd = (t: Tensor) => ndarray(t.data as Storage, t.shape as number[], t.strides as number[], t.offset);
 
 const viewOf = (x: Tensor, v: { shape: number[]; stride: number[]; offset: number }): Tensor =>
   new Tensor(x.data, v.shape, v.stride, v.offset);

@@ -10,6 +10,7 @@
 
 import { writeFileSync } from 'node:fs';
 import { zipSync, type Zippable } from 'fflate';
+import { hostData } from '../../core/index.js';
 import { Tensor } from '../tensor-utils.js';
 import { CheckpointError } from '../errors.js';
 
@@ -124,7 +125,7 @@ const isLittleEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** The raw little-endian bytes of a tensor's elements (row-major) as dtype; throws for non-integers in int64. */
 function storageBytes(key: string, t: Tensor, dtype: TorchSaveDType): Uint8Array {
-  const src = t.isContiguous ? t.data.subarray(t.offset, t.offset + t.size) : t.toArray();
+  const src = t.isContiguous && t.isHost ? hostData(t.data).subarray(t.offset, t.offset + t.size) : t.toArray();
   if (dtype === 'float32' && src instanceof Float32Array && isLittleEndianHost) return new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
   if (dtype === 'float64' && src instanceof Float64Array && isLittleEndianHost) return new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
   const out = new Uint8Array(src.length * STORAGE[dtype].size);

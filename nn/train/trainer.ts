@@ -8,7 +8,7 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { F, fromStorage, manualSeed, type Tensor } from '../../core/index.js';
+import { F, fromStorage, hostData, manualSeed, type Tensor } from '../../core/index.js';
 import { PtslabError } from '../../core/errors.js';
 import { CosineWarmupLR, SGD, serializeSafetensors, type Module } from '../index.js';
 import { DataLoader, mixSeed, type Dataset } from '../data/index.js';
@@ -202,8 +202,9 @@ export async function train(run: TrainRun): Promise<TrainResult> {
       opt.step();
       sched.step();
       for (const [name, p] of named) {
-        const bad = firstNonFinite(p.data.subarray(p.offset, p.offset + p.size));
-        if (bad >= 0) stop(name, `weight '${name}' element ${bad} became ${p.data[p.offset + bad]} after the step`, false);
+        const values = p.isContiguous && p.isHost ? hostData(p.data).subarray(p.offset, p.offset + p.size) : p.toArray();
+        const bad = firstNonFinite(values);
+        if (bad >= 0) stop(name, `weight '${name}' element ${bad} became ${values[bad]} after the step`, false);
       }
       state.step++;
       state.batchInEpoch++;

@@ -8,7 +8,7 @@
 //   convDirectBackWeight correlates them, 16 output channels x 2 taps in registers, into the chunk's partial sums;
 //   the chunks are added in order. Chunks are fixed, so the bits do not depend on the thread count.
 
-import type { Conv2dParams, View } from '../types.js';
+import type { Conv2dParams, HostView } from '../types.js';
 import { PARALLEL_MACS } from './gemm.js';
 import { defineJob, type JobParams } from './jobs.js';
 import { gather } from './strided.js';
@@ -21,7 +21,7 @@ import { Arena, heap, takeOut, wasm } from './wasm.js';
  * view gathered as is, or, with flipGroups > 0, the weights of the conv being differentiated (flipGroups groups),
  * gathered and then flipped (kernels/elementwise.as flipKernels) into the weights of its stride-1 backward-input.
  */
-export function reserveWeights(arena: Arena, w: View, flipGroups: number): { at: number; fill: (h: Float32Array) => void } {
+export function reserveWeights(arena: Arena, w: HostView, flipGroups: number): { at: number; fill: (h: Float32Array) => void } {
   const n = w.shape.reduce((a, b) => a * b, 1);
   const at = arena.floats(n);
   if (!flipGroups) return { at, fill: (h) => gather(w, h, at / 4) };
@@ -161,7 +161,7 @@ export function forwardPlan(C: number, O: number, G: number, H: number, W: numbe
 export const directWeight = (C: number, O: number, G: number): boolean => G === 1 && C <= MAX_CHANNELS && O <= MAX_CHANNELS;
 
 /** Forward convolution by the plan of forwardPlan: float32 x view, weights w as reserveWeights takes them. */
-export function forwardDirect(xv: View, w: View, flipGroups: number, O: number, pl: Plan, cp: Conv2dParams, OH: number, OW: number,
+export function forwardDirect(xv: HostView, w: HostView, flipGroups: number, O: number, pl: Plan, cp: Conv2dParams, OH: number, OW: number,
   label: string): Float32Array {
   const [N, C, H, W] = xv.shape;
   const K = pl.off.length, mp = (O + 3) >> 2;
@@ -201,7 +201,7 @@ const CHUNK = 4;
  * into partial gradients (each task pads its chunk's images into its own scratch, so they are read from cache by
  * every output channel and tap); the chunks are then added in order.
  */
-export function backWeightDirect(gy: View, xv: View, O: number, KH: number, KW: number, cp: Conv2dParams, label: string): Float32Array {
+export function backWeightDirect(gy: HostView, xv: HostView, O: number, KH: number, KW: number, cp: Conv2dParams, label: string): Float32Array {
   const [N, C, H, W] = xv.shape;
   const [, , OH, OW] = gy.shape;
   const pl = plan(C, H, W, KH, KW, cp, OH, OW);

@@ -9,8 +9,8 @@
 //   per image, run as direct kernels without im2col instead (conv-direct.ts: forwardPlan and directWeight choose).
 
 import type { Storage } from '../../dtype.js';
-import { convOut, referenceBackend } from '../reference.js';
-import type { Conv2dParams, View } from '../types.js';
+import { convOut, referenceKernels } from '../reference.js';
+import type { Conv2dParams, HostView } from '../types.js';
 import {
   ceil8, gemmPlan, geometryParams, NO_GEOMETRY, packABlocks, packAParallel, PARALLEL_MACS, runGemmJob, type Geometry,
 } from './gemm.js';
@@ -22,7 +22,7 @@ import { Arena, heap, takeOut, takeRows } from './wasm.js';
 
 type Shape4 = readonly [number, number, number, number];
 
-const contiguousF32 = (v: View): Float32Array => {
+const contiguousF32 = (v: HostView): Float32Array => {
   const out = new Float32Array(v.shape.reduce((a, b) => a * b, 1));
   gather(v, out, 0);
   return out;
@@ -95,7 +95,7 @@ const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
  * Forward convolution of a float32 view with weights w [O, Cg, KH, KW] (ws), or, with flipGroups > 0, the weights of
  * the conv whose stride-1 backward-input this is (see reserveWeights).
  */
-function forward(xv: View, w: View, ws: Shape4, bias: Float32Array | null, cp: Conv2dParams, flipGroups = 0): Float32Array {
+function forward(xv: HostView, w: HostView, ws: Shape4, bias: Float32Array | null, cp: Conv2dParams, flipGroups = 0): Float32Array {
   const [N, C, H, W] = xv.shape;
   const [O, Cg, KH, KW] = ws;
   const G = cp.groups, Og = O / G;
@@ -170,13 +170,13 @@ function dwPlan(arena: Arena, planes: number, H: number, W: number, OH: number, 
   return { scratch, chunk, nTasks: Math.ceil(planes / chunk) };
 }
 
-export function conv2d(x: View, w: View, bias: View | null, cp: Conv2dParams): Storage {
-  if (x.data instanceof Float64Array) return referenceBackend.conv2d(x, w, bias, cp);
+export function conv2d(x: HostView, w: HostView, bias: HostView | null, cp: Conv2dParams): Storage {
+  if (x.data instanceof Float64Array) return referenceKernels.conv2d(x, w, bias, cp);
   return forward(x, w, w.shape as unknown as Shape4, bias ? contiguousF32(bias) : null, cp);
 }
 
-export function conv2dBackwardInput(gy: View, wv: View, xShape: readonly number[], cp: Conv2dParams): Storage {
-  if (gy.data instanceof Float64Array) return referenceBackend.conv2dBackwardInput(gy, wv, xShape, cp);
+export function conv2dBackwardInput(gy: HostView, wv: HostView, xShape: readonly number[], cp: Conv2dParams): Storage {
+  if (gy.data instanceof Float64Array) return referenceKernels.conv2dBackwardInput(gy, wv, xShape, cp);
   const [N, C, H, W] = xShape;
   const [O, Cg, KH, KW] = wv.shape;
   const [, , OH, OW] = gy.shape;
@@ -193,7 +193,7 @@ export function conv2dBackwardInput(gy: View, wv: View, xShape: readonly number[
 }
 
 /** Depthwise backward-input by scatter into a padded plane (strides > 1, or padding beyond d*(k-1)). */
-function dwBackInputScatter(gy: View, w: Float32Array, xs: Shape4, ws: Shape4, cp: Conv2dParams): Float32Array {
+function dwBackInputScatter(gy: HostView, w: Float32Array, xs: Shape4, ws: Shape4, cp: Conv2dParams): Float32Array {
   const [N, C, H, W] = xs;
   const [, , KH, KW] = ws;
   const [, , OH, OW] = gy.shape;
@@ -216,7 +216,7 @@ function dwBackInputScatter(gy: View, w: Float32Array, xs: Shape4, ws: Shape4, c
 }
 
 /** Backward-input by GEMM (w^T gy per group, into columns) then col2im, a few images at a time. */
-function backInputCol2im(gy: View, w: Float32Array, xs: Shape4, ws: Shape4, OH: number, OW: number, cp: Conv2dParams): Float32Array {
+function backInputCol2im(gy: HostView, w: Float32Array, xs: Shape4, ws: Shape4, OH: number, OW: number, cp: Conv2dParams): Float32Array {
   const [N, C, H, W] = xs;
   const [O, Cg, KH, KW] = ws;
   const G = cp.groups, Og = O / G;
@@ -261,8 +261,8 @@ function backInputCol2im(gy: View, w: Float32Array, xs: Shape4, ws: Shape4, OH: 
   return gx!;
 }
 
-export function conv2dBackwardWeight(gy: View, xv: View, wShape: readonly number[], cp: Conv2dParams): Storage {
-  if (gy.data instanceof Float64Array) return referenceBackend.conv2dBackwardWeight(gy, xv, wShape, cp);
+export function conv2dBackwardWeight(gy: HostView, xv: HostView, wShape: readonly number[], cp: Conv2dParams): Storage {
+  if (gy.data instanceof Float64Array) return referenceKernels.conv2dBackwardWeight(gy, xv, wShape, cp);
   const [N, C, H, W] = xv.shape;
   const [O, Cg, KH, KW] = wShape;
   const [, , OH, OW] = gy.shape;

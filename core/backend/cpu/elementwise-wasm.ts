@@ -7,7 +7,7 @@
 // JavaScript loop (elementwise.ts); the values are the same bit for bit either way. Batch norm's wasm paths live in
 // norm.ts and share the size threshold.
 
-import type { BinaryOp, UnaryOp, View } from '../types.js';
+import type { BinaryOp, UnaryOp, HostView } from '../types.js';
 import { isContiguous, isScalarView, numelOf } from './strided.js';
 import { Arena, heap, takeOut, wasm, wasmUnavailable } from './wasm.js';
 
@@ -33,7 +33,7 @@ export const wasmWorthIt = (data: unknown, n: number): boolean =>
  * Place an operand of n elements into the arena: a contiguous view as n floats (step 16 bytes), a scalar broadcast as
  * 4 copies of its value (step 0). Returns the reservation to fill after commit, or null for any other layout.
  */
-function reserve(arena: Arena, v: View, n: number): { at: number; step: number; fill: (h: Float32Array) => void } | null {
+function reserve(arena: Arena, v: HostView, n: number): { at: number; step: number; fill: (h: Float32Array) => void } | null {
   if (isScalarView(v)) {
     const at = arena.floats(4);
     return { at, step: 0, fill: (h) => h.fill(v.data[v.offset], at / 4, at / 4 + 4) };
@@ -44,7 +44,7 @@ function reserve(arena: Arena, v: View, n: number): { at: number; step: number; 
 }
 
 /** Copy contiguous x into the arena, run one in-place kernel over it, copy the result out (null: not applicable). */
-function inPlace(label: string, x: View, kernel: (at: number, n4: number) => void): Float32Array | null {
+function inPlace(label: string, x: HostView, kernel: (at: number, n4: number) => void): Float32Array | null {
   const n = numelOf(x.shape);
   if (!wasmWorthIt(x.data, n) || !isContiguous(x)) return null;
   const arena = new Arena(`${label} [${x.shape.join(', ')}]`);
@@ -56,17 +56,17 @@ function inPlace(label: string, x: View, kernel: (at: number, n4: number) => voi
   return takeOut(xr.at, n);
 }
 
-export function unaryWasm(op: UnaryOp, x: View): Float32Array | null {
+export function unaryWasm(op: UnaryOp, x: HostView): Float32Array | null {
   const code = unaryCodes[op];
   return code === undefined ? null : inPlace(`unary ${op}`, x, (at, n4) => wasm().k.unaryF32(code, at, at, n4));
 }
 
 /** clamp(x, lo, hi); a float64 bound rounds to float32 first, which gives the JavaScript loop's values exactly. */
-export const clampWasm = (x: View, lo: number, hi: number): Float32Array | null =>
+export const clampWasm = (x: HostView, lo: number, hi: number): Float32Array | null =>
   inPlace('clamp', x, (at, n4) => wasm().k.clampF32(at, at, n4, lo, hi));
 
 /** cond != 0 ? a : b on float32 operands, each contiguous or a scalar broadcast (null: not applicable). */
-export function whereWasm(cond: View, a: View, b: View): Float32Array | null {
+export function whereWasm(cond: HostView, a: HostView, b: HostView): Float32Array | null {
   const n = numelOf(a.shape);
   if (!wasmWorthIt(a.data, n) || !(b.data instanceof Float32Array) || !(cond.data instanceof Float32Array)) return null;
   const arena = new Arena(`where [${a.shape.join(', ')}]`);
@@ -83,7 +83,7 @@ export function whereWasm(cond: View, a: View, b: View): Float32Array | null {
   return takeOut(out, n);
 }
 
-export function binaryWasm(op: BinaryOp, a: View, b: View): Float32Array | null {
+export function binaryWasm(op: BinaryOp, a: HostView, b: HostView): Float32Array | null {
   const code = binaryCodes[op], n = numelOf(a.shape);
   if (code === undefined || !wasmWorthIt(a.data, n) || !(b.data instanceof Float32Array)) return null;
   const arena = new Arena(`binary ${op} [${a.shape.join(', ')}]`);

@@ -5,19 +5,19 @@
 // Works for float32 and float64 alike.
 
 import type { Storage } from '../../dtype.js';
-import type { BinaryOp, ReduceOp, UnaryOp, View } from '../types.js';
+import type { BinaryOp, ReduceOp, UnaryOp, HostView } from '../types.js';
 import { binaryWasm, clampWasm, unaryWasm, whereWasm } from './elementwise-wasm.js';
 import { type Arr, collapse, forEachRow, gather, isContiguous, numelOf } from './strided.js';
 
 export const alloc = (like: Storage, n: number): Storage => (like instanceof Float64Array ? new Float64Array(n) : new Float32Array(n));
 
-export function contiguous(x: View): Storage {
+export function contiguous(x: HostView): Storage {
   const out = alloc(x.data, numelOf(x.shape));
   gather(x, out, 0);
   return out;
 }
 
-export function assign(dst: View, src: View): void {
+export function assign(dst: HostView, src: HostView): void {
   const { shape, strides } = collapse(dst.shape, [dst, src]);
   const n = shape[shape.length - 1];
   const ds = strides[0][shape.length - 1], ss = strides[1][shape.length - 1];
@@ -55,7 +55,7 @@ const unaryRows: Record<UnaryOp, UnaryRow> = {
   },
 };
 
-function mapUnary(x: View, row: UnaryRow): Storage {
+function mapUnary(x: HostView, row: UnaryRow): Storage {
   const n = numelOf(x.shape);
   const out = alloc(x.data, n);
   if (n === 0) return out;
@@ -69,9 +69,9 @@ function mapUnary(x: View, row: UnaryRow): Storage {
   return out;
 }
 
-export const unary = (op: UnaryOp, x: View): Storage => unaryWasm(op, x) ?? mapUnary(x, unaryRows[op]);
+export const unary = (op: UnaryOp, x: HostView): Storage => unaryWasm(op, x) ?? mapUnary(x, unaryRows[op]);
 
-export function clamp(x: View, lo: number, hi: number): Storage {
+export function clamp(x: HostView, lo: number, hi: number): Storage {
   const fast = clampWasm(x, lo, hi);
   if (fast) return fast;
   return mapUnary(x, (o, oi, d, xi, xs, n) => {
@@ -107,7 +107,7 @@ const binaryRows: Record<BinaryOp, BinaryRow> = {
   eq: (o, oi, a, ai, as, b, bi, bs, n) => { for (let k = 0; k < n; k++, ai += as, bi += bs) o[oi + k] = +(a[ai] === b[bi]); },
 };
 
-export function binary(op: BinaryOp, a: View, b: View): Storage {
+export function binary(op: BinaryOp, a: HostView, b: HostView): Storage {
   const fast = binaryWasm(op, a, b);
   if (fast) return fast;
   const n = numelOf(a.shape);
@@ -121,7 +121,7 @@ export function binary(op: BinaryOp, a: View, b: View): Storage {
   return out;
 }
 
-export function where(cond: View, a: View, b: View): Storage {
+export function where(cond: HostView, a: HostView, b: HostView): Storage {
   const fast = whereWasm(cond, a, b);
   if (fast) return fast;
   const n = numelOf(a.shape);
@@ -139,7 +139,7 @@ export function where(cond: View, a: View, b: View): Storage {
 }
 
 /** Reduce over sorted axes; sums accumulate in float64. */
-export function reduce(op: ReduceOp, x: View, axes: readonly number[]): Storage {
+export function reduce(op: ReduceOp, x: HostView, axes: readonly number[]): Storage {
   const outShape = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
   const m = numelOf(outShape);
   const init = op === 'sum' ? 0 : op === 'max' ? -Infinity : Infinity;
@@ -156,7 +156,7 @@ export function reduce(op: ReduceOp, x: View, axes: readonly number[]): Storage 
     accStrides[i] = axes.includes(i) ? 0 : s;
     s *= outShape[i];
   }
-  const accView: View = { data: out, shape: x.shape, strides: accStrides, offset: 0 };
+  const accView: HostView = { data: out, shape: x.shape, strides: accStrides, offset: 0 };
   const { shape, strides } = collapse(x.shape, [x, accView]);
   const inner = shape[shape.length - 1];
   const xs = strides[0][shape.length - 1], os = strides[1][shape.length - 1];

@@ -5,7 +5,7 @@
 // (an i-k-j loop over the strided views).
 
 import type { Storage } from '../../dtype.js';
-import type { View } from '../types.js';
+import type { HostView } from '../types.js';
 import { defineJob, type JobParams } from './jobs.js';
 import type { Kernels } from './kernels/exports.js';
 import { gather } from './strided.js';
@@ -208,7 +208,7 @@ export function runGemmJob(kind: 'gemm' | 'weightGrad', p: GemmParams, nTasks: n
 }
 
 /** a [B, M, K] times b [B, K, N], either may broadcast its batch dim (stride 0). */
-export function matmul(a: View, b: View): Storage {
+export function matmul(a: HostView, b: HostView): Storage {
   const [B, M, K] = a.shape;
   const N = b.shape[2];
   const macs = B * M * N * K;
@@ -226,7 +226,7 @@ export function matmul(a: View, b: View): Storage {
   const { plan, scratch, nTasks } = gemmPlan(arena, mp, K, N, B);
   arena.commit();
   const h = heap();
-  const first = (v: View, n: number): View => (n === 1 ? { ...v, shape: v.shape.slice(1), strides: v.strides.slice(1) } : v);
+  const first = (v: HostView, n: number): HostView => (n === 1 ? { ...v, shape: v.shape.slice(1), strides: v.strides.slice(1) } : v);
   gather(first(a, aBatch), h, aSrc / 4);
   gather(first(b, bBatch), h, bSrc / 4);
   packAParallel(aSrc, M * K * 4, K, 1, M, K, ap, mp * K * 16, aBatch, macs >= PARALLEL_MACS);
@@ -240,7 +240,7 @@ export function matmul(a: View, b: View): Storage {
 }
 
 /** i-k-j loop over strided views, in the input's precision. */
-function matmulJs(a: View, b: View): Storage {
+function matmulJs(a: HostView, b: HostView): Storage {
   const [B, M, K] = a.shape;
   const N = b.shape[2];
   const out = a.data instanceof Float64Array ? new Float64Array(B * M * N) : new Float32Array(B * M * N);

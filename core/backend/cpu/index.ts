@@ -7,7 +7,8 @@
 
 // first: the job table imports every module that defines jobs and seals the table (see jobs.ts)
 import './job-table.js';
-import type { Backend } from '../types.js';
+import { hostBackend } from '../compose.js';
+import type { HostKernels } from '../types.js';
 import { conv2d, conv2dBackwardInput, conv2dBackwardWeight } from './conv.js';
 import { assign, binary, clamp, contiguous, reduce, unary, where } from './elementwise.js';
 import { matmul } from './gemm.js';
@@ -22,9 +23,8 @@ export { cpuKernelInfo } from './wasm.js';
 
 export { shutdownThreads, threadCount, poolSize } from './threads.js';
 
-export const cpuBackend: Backend = {
-  name: 'cpu',
-  unavailableReason: wasmUnavailable,
+/** The cpu kernels on host arrays (what cpuBackend runs; tests call them directly). */
+export const cpuKernels: HostKernels = {
   contiguous,
   assign,
   unary,
@@ -48,3 +48,5 @@ export const cpuBackend: Backend = {
   batchNormForward,
   batchNormBackward,
 };
+
+export const cpuBackend = hostBackend('cpu', cpuKernels, { unavailableReason: wasmUnavailable });

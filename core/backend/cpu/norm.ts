@@ -6,7 +6,7 @@
 // differ from the JavaScript ones only in float64 summation order.
 
 import type { Storage } from '../../dtype.js';
-import type { BatchNormGrads, View } from '../types.js';
+import type { BatchNormGradsOf, HostView } from '../types.js';
 import { wasmWorthIt } from './elementwise-wasm.js';
 import { alloc, contiguous } from './elementwise.js';
 import { defineJob, type Job } from './jobs.js';
@@ -20,7 +20,7 @@ import { Arena, heap, heap64, takeOut } from './wasm.js';
  */
 export const PARALLEL_ELEMENTS = 1 << 18;
 
-const flat = (v: View): Storage => (isContiguous(v) && v.offset === 0 ? v.data : contiguous(v));
+const flat = (v: HostView): Storage => (isContiguous(v) && v.offset === 0 ? v.data : contiguous(v));
 
 type ParSetter = (par: Float64Array, c: number) => void;
 
@@ -51,7 +51,7 @@ const backwardJob = defineJob('bn.backward', bnParams, (k, p, t) => {
  * parameter quadruples (filled by setPar) and C float64 sum pairs, and run `job` over chunks of channels. Returns the
  * output and the sums (a view into the arena: read it before the next kernel call).
  */
-function bnJob(job: BnJob, label: string, x: View, gy: View | null, out: boolean, setPar: ParSetter | null) {
+function bnJob(job: BnJob, label: string, x: HostView, gy: HostView | null, out: boolean, setPar: ParSetter | null) {
   const [N, C, H, W] = x.shape;
   const n = N * C * H * W;
   const arena = new Arena(`${label} x[${x.shape.join(', ')}]`);
@@ -68,7 +68,7 @@ function bnJob(job: BnJob, label: string, x: View, gy: View | null, out: boolean
   return { out: out ? takeOut(op, n) : null, sums: h64.subarray(sums / 8, sums / 8 + 2 * C) };
 }
 
-export function batchNormStats(xv: View): { mean: Storage; variance: Storage } {
+export function batchNormStats(xv: HostView): { mean: Storage; variance: Storage } {
   if (wasmWorthIt(xv.data, numelOf(xv.shape))) {
     const C = xv.shape[1];
     const { sums } = bnJob(statsJob, 'batchNormStats', xv, null, false, null);
@@ -104,7 +104,7 @@ export function batchNormStats(xv: View): { mean: Storage; variance: Storage } {
   return { mean, variance };
 }
 
-export function batchNormForward(xv: View, mean: Storage, invstd: Storage, weight: Storage | null, bias: Storage | null): Storage {
+export function batchNormForward(xv: HostView, mean: Storage, invstd: Storage, weight: Storage | null, bias: Storage | null): Storage {
   if (wasmWorthIt(xv.data, numelOf(xv.shape))) {
     // [mean, a, b] as below
     return bnJob(forwardJob, 'batchNormForward', xv, null, true, (par, c) => {
@@ -131,8 +131,8 @@ export function batchNormForward(xv: View, mean: Storage, invstd: Storage, weigh
 }
 
 export function batchNormBackward(
-  gyv: View, xv: View, mean: Storage, invstd: Storage, weight: Storage | null, training: boolean,
-): BatchNormGrads {
+  gyv: HostView, xv: HostView, mean: Storage, invstd: Storage, weight: Storage | null, training: boolean,
+): BatchNormGradsOf<Storage> {
   if (wasmWorthIt(xv.data, numelOf(xv.shape)) && gyv.data instanceof Float32Array) {
     const C = xv.shape[1];
     // [mean, invstd, k, training] as below; the kernel returns [sg, sgx] per channel

@@ -6,7 +6,7 @@
 
 import type { Storage } from '../../dtype.js';
 import { poolOut } from '../reference.js';
-import type { Pool2dParams, View } from '../types.js';
+import type { Pool2dParams, HostView } from '../types.js';
 import { alloc, contiguous } from './elementwise.js';
 import { wasmWorthIt } from './elementwise-wasm.js';
 import { defineJob } from './jobs.js';
@@ -15,7 +15,7 @@ import { gather, isContiguous, numelOf } from './strided.js';
 import { runJob, threadCount } from './threads.js';
 import { Arena, heap, takeOut, takeOutInt32, wasm } from './wasm.js';
 
-const flat = (v: View): Storage => (isContiguous(v) && v.offset === 0 ? v.data : contiguous(v));
+const flat = (v: HostView): Storage => (isContiguous(v) && v.offset === 0 ? v.data : contiguous(v));
 
 /** Max pooling of planes [t * Chunk, (t + 1) * Chunk) of X into Out and Arg (int32). */
 const maxPoolJob = defineJob('pool.max', ['X', 'H', 'W', 'OH', 'OW', 'KH', 'KW', 'Sh', 'Sw', 'Ph', 'Pw', 'Dh', 'Dw', 'Planes', 'Chunk', 'Out', 'Arg'], (k, p, t) => {
@@ -34,7 +34,7 @@ function planeSplit(planes: number, per: number): { chunk: number; tasks: number
   return { chunk, tasks: Math.ceil(planes / chunk), parallel };
 }
 
-export function maxPool2d(xv: View, p: Pool2dParams): { out: Storage; argmax: Int32Array } {
+export function maxPool2d(xv: HostView, p: Pool2dParams): { out: Storage; argmax: Int32Array } {
   const [N, C, H, W] = xv.shape;
   const { OH, OW } = poolOut(H, W, p);
   if (wasmWorthIt(xv.data, numelOf(xv.shape)) && N * C * OH * OW > 0) {
@@ -84,7 +84,7 @@ export function maxPool2d(xv: View, p: Pool2dParams): { out: Storage; argmax: In
   return { out, argmax };
 }
 
-export function maxPool2dBackward(gyv: View, argmax: Int32Array, xShape: readonly number[]): Storage {
+export function maxPool2dBackward(gyv: HostView, argmax: Int32Array, xShape: readonly number[]): Storage {
   const [N, C, H, W] = xShape;
   const [, , OH, OW] = gyv.shape;
   if (wasmWorthIt(gyv.data, N * C * H * W) && N * C * OH * OW > 0) {
@@ -181,23 +181,23 @@ function windowSpread(gy: Storage, xShape: readonly number[], n: number, win: Wi
   return gx;
 }
 
-export function avgPool2d(xv: View, p: Pool2dParams): Storage {
+export function avgPool2d(xv: HostView, p: Pool2dParams): Storage {
   const [, , H, W] = xv.shape;
   const { OH, OW } = poolOut(H, W, p);
   return windowMean(flat(xv), xv.shape, OH, OW, avgWindows(H, W, OH, OW, p));
 }
 
-export function avgPool2dBackward(gyv: View, xShape: readonly number[], p: Pool2dParams): Storage {
+export function avgPool2dBackward(gyv: HostView, xShape: readonly number[], p: Pool2dParams): Storage {
   const [, , OH, OW] = gyv.shape;
   return windowSpread(flat(gyv), xShape, OH * OW, avgWindows(xShape[2], xShape[3], OH, OW, p));
 }
 
-export function adaptiveAvgPool2d(xv: View, [OH, OW]: readonly [number, number]): Storage {
+export function adaptiveAvgPool2d(xv: HostView, [OH, OW]: readonly [number, number]): Storage {
   const [, , H, W] = xv.shape;
   return windowMean(flat(xv), xv.shape, OH, OW, adaptiveWindows(H, W, OH, OW));
 }
 
-export function adaptiveAvgPool2dBackward(gyv: View, xShape: readonly number[]): Storage {
+export function adaptiveAvgPool2dBackward(gyv: HostView, xShape: readonly number[]): Storage {
   const [, , OH, OW] = gyv.shape;
   return windowSpread(flat(gyv), xShape, OH * OW, adaptiveWindows(xShape[2], xShape[3], OH, OW));
 }

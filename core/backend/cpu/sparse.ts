@@ -8,7 +8,7 @@
 // The tap offsets of a weight depend on the input's geometry; they are cached per (weight, geometry).
 
 import { ShapeError, fmtShape } from '../../errors.js';
-import type { Conv2dParams, SparseWeight, View } from '../types.js';
+import type { Conv2dParams, SparseWeight, HostView } from '../types.js';
 import { convOut } from '../reference.js';
 import { plan, type Plan } from './conv-direct.js';
 import { PARALLEL_MACS } from './gemm.js';
@@ -57,7 +57,7 @@ function oChunk(O: number, images: number): number {
 }
 
 /** Copy the CSR arrays and the bias into the arena (reserved before commit, filled after). */
-function reserveWeight(arena: Arena, w: SparseWeight, offs: Int32Array, bias: View | null) {
+function reserveWeight(arena: Arena, w: SparseWeight, offs: Int32Array, bias: HostView | null) {
   const rows = arena.alloc((w.O + 1) * 4), off = arena.alloc(offs.length * 4 + 4), vals = arena.floats(w.vals.length + 1);
   const b = bias ? arena.floats(w.O) : 0;
   return {
@@ -71,11 +71,11 @@ function reserveWeight(arena: Arena, w: SparseWeight, offs: Int32Array, bias: Vi
   };
 }
 
-function checkBias(bias: View | null, O: number, label: string) {
+function checkBias(bias: HostView | null, O: number, label: string) {
   if (bias && (bias.shape.length !== 1 || bias.shape[0] !== O)) throw new ShapeError(`${label}: bias must have shape [${O}], got ${fmtShape(bias.shape)}`);
 }
 
-export function sparseConv2d(x: View, w: SparseWeight, bias: View | null, p: Conv2dParams): Float32Array {
+export function sparseConv2d(x: HostView, w: SparseWeight, bias: HostView | null, p: Conv2dParams): Float32Array {
   const label = `sparseConv2d(input ${fmtShape(x.shape)}, weight [${w.O}, ${w.C}, ${w.KH}, ${w.KW}])`;
   if (!(x.data instanceof Float32Array)) throw new ShapeError(`${label}: the sparse kernels take float32 input`);
   if (p.groups !== 1) throw new ShapeError(`${label}: the sparse kernels take groups = 1, got ${p.groups}`);
@@ -112,7 +112,7 @@ export function sparseConv2d(x: View, w: SparseWeight, bias: View | null, p: Con
 
 const linearOffs = new WeakMap<SparseWeight, Map<number, Int32Array>>();
 
-export function sparseLinear(x: View, w: SparseWeight, bias: View | null): Float32Array {
+export function sparseLinear(x: HostView, w: SparseWeight, bias: HostView | null): Float32Array {
   const label = `sparseLinear(input ${fmtShape(x.shape)}, weight [${w.O}, ${w.C}])`;
   if (!(x.data instanceof Float32Array)) throw new ShapeError(`${label}: the sparse kernels take float32 input`);
   if (x.shape.length !== 2 || x.shape[1] !== w.C || w.KH * w.KW !== 1) throw new ShapeError(`${label}: expected input [N, ${w.C}] and a [O, C] weight`);

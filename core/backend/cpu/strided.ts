@@ -4,7 +4,7 @@
 // loop and a generic view costs one loop per row.
 
 import type { Storage } from '../../dtype.js';
-import type { View } from '../types.js';
+import type { HostView } from '../types.js';
 
 export type Arr = Storage | Float32Array;
 
@@ -15,7 +15,7 @@ export function numelOf(shape: readonly number[]): number {
 }
 
 /** True when the view's elements are row-major from its offset with no gaps. */
-export function isContiguous(v: View): boolean {
+export function isContiguous(v: HostView): boolean {
   let s = 1;
   for (let i = v.shape.length - 1; i >= 0; i--) {
     if (v.shape[i] !== 1 && v.strides[i] !== s) return false;
@@ -25,7 +25,7 @@ export function isContiguous(v: View): boolean {
 }
 
 /** True when every element of the view is the same memory cell (all strides 0 or sizes 1). */
-export function isScalarView(v: View): boolean {
+export function isScalarView(v: HostView): boolean {
   return v.shape.every((d, i) => d === 1 || v.strides[i] === 0);
 }
 
@@ -33,7 +33,7 @@ export function isScalarView(v: View): boolean {
  * Collapse a shape shared by several views: drop size-1 dims, merge dim i into i+1 when every view has
  * stride[i] == stride[i+1] * shape[i+1]. Returns the collapsed shape and each view's strides (at least 1 dim).
  */
-export function collapse(shape: readonly number[], views: readonly View[]): { shape: number[]; strides: number[][] } {
+export function collapse(shape: readonly number[], views: readonly HostView[]): { shape: number[]; strides: number[][] } {
   const outShape: number[] = [];
   const outStrides: number[][] = views.map(() => []);
   for (let d = 0; d < shape.length; d++) {
@@ -80,7 +80,7 @@ export function forEachRow(
 }
 
 /** Write the view's elements in row-major order into dst starting at index at. */
-export function gather(v: View, dst: Arr, at: number): void {
+export function gather(v: HostView, dst: Arr, at: number): void {
   const n = numelOf(v.shape);
   if (n === 0) return;
   if (isContiguous(v)) {

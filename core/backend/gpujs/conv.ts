@@ -1,135 +1,93 @@
-// 2-D convolution on gpu.js as im2col + GEMM, one sample at a time (kernels then depend on the per-sample shape
-// only, and the column buffer stays bounded). The column matrix cols [C*KH*KW][OH*OW] is a pipeline output: on
-// WebGL it stays a texture that the GEMM kernel reads directly, never coming back to the host.
-// - forward:         cols = im2col(x_n);  y_n[o][p] = bias[o] + sum_k w[o][k] cols[g*Kg + k][p]   (p = oh*OW + ow)
-// - backward weight: cols = im2col(x_n);  gw[o][k] += sum_p gy_n[o][p] cols[g*Kg + k][p]   (summed over n on host)
-// - backward input:  dcols[r][p] = sum_{o in group(r)} w[o][r - g*Kg] gy_n[o][p];  gx_n = col2im(dcols)
-// with Kg = C/groups*KH*KW and g the group of o (or of row r). Stride, padding and dilation live in im2col/col2im
-// only; a 1x1, stride-1, unpadded conv skips im2col (cols is x_n itself).
+// 2-D convolution on gpu.js, device-resident and whole-batch: every function takes its operands Flat (host arrays or
+// textures from any kernel of this cache, read flat x[i]) and returns one OWNED kernel result (a fresh texture on
+// WebGL) for the whole batch; nothing comes back to the host. Direct convolution, one thread per output element:
+// - forward:         y[n][o][oh][ow] = bias[o] + sum_{c, kh, kw} w[o][c][kh][kw] x[n][g*Cg + c][ih][iw]
+//                    with ih = oh*SH - PH + kh*DH (same for w), taps in the padding skipped, g = o / Og;
+// - backward input:  gx[n][ci][ih][iw] gathers every (kh, kw) whose output position oh = (ih + PH - kh*DH) / SH is a
+//                    whole number inside the output (same for w), over the Og output channels of ci's group: the
+//                    exact transpose of the forward for any stride and dilation, with no atomics;
+// - backward weight: gw[o][c][kh][kw] = sum_n sum_{oh, ow} gy[n][o][oh][ow] x[n][ci][ih][iw], summed over samples on
+//                    the device: a per-sample partial [N][O][Kg] (thread.z = n, a pipeline intermediate that stays a
+//                    texture) reduced over n by a second kernel, or one kernel looping over n where the partial
+//                    would not fit (N = 1, or N*O*Kg past the exact range).
+// Kg = C/groups*KH*KW is the length of a weight row; the weight gradient is a 2-D output [Kg, O] whose thread splits
+// its tap k = (c*KH + kh)*KW + kw by small divisions.
 //
-// Two layouts for the spatial dims. 'flat': 2-D outputs [OH*OW, rows], a thread splits p into (oh, ow); fastest
-// (gpu.js reads a 2-D argument with less index work: 1.3x on webasm, 2x on WebGL, 6x in cpu mode here). 'split':
-// 3-D outputs [OW, OH, rows] for images whose OH*OW exceeds a texture side (gpu.js maps a 2-D output onto a texture
-// of the same width) or the exact-quotient range.
+// Layouts of the [N*rows, h, w] outputs (planeGrid in gemm.ts): 'flat' 2-D [h*w, N*rows], a thread splits its
+// in-plane index (< 2^20) into (oh, ow) and its row into (n, o) (row < N*O < 2^20); 'split' 3-D [w, h, N*rows] for
+// planes that exceed a texture side. Index arithmetic is float32 on WebGL: every flat index stays below MAX_EXACT =
+// 2^24 and every divided index below MAX_QUOTIENT = 2^20 (convFits checks both, and that the outputs fit textures).
 
-import type { Conv2dParams, View } from '../types.js';
+import type { Conv2dParams } from '../types.js';
 import { convOut } from '../reference.js';
-import { MAX_EXACT, MAX_QUOTIENT, asInput, flatF32, readFlat, type KernelCache } from './kernels.js';
-import type { KernelArg } from './loader.js';
+import { MAX_EXACT, MAX_QUOTIENT, OWNED, type Flat, type KernelCache } from './kernels.js';
+import type { KernelResult } from './loader.js';
+import { operand, operandKey, planeGrid, planeThread } from './gemm.js';
 
 interface Geometry {
-  C: number; H: number; W: number; O: number; KH: number; KW: number; OH: number; OW: number;
-  Og: number; Kg: number; P: number; R: number;
-  /** 'flat' (2-D, p = oh*OW + ow) or 'split' (3-D, oh and ow from thread.y and thread.x). */
-  flat: boolean;
+  N: number; C: number; H: number; W: number; O: number; Cg: number; KH: number; KW: number; OH: number; OW: number;
+  Og: number; Kg: number;
 }
 
-function geometry(cache: KernelCache, xShape: readonly number[], wShape: readonly number[], p: Conv2dParams): Geometry {
-  const [, C, H, W] = xShape;
+function geometry(xShape: readonly number[], wShape: readonly number[], p: Conv2dParams): Geometry {
+  const [N, C, H, W] = xShape;
   const [O, Cg, KH, KW] = wShape;
   const { OH, OW } = convOut(H, W, KH, KW, p);
-  const [P, R] = [OH * OW, C * KH * KW];
-  const flat = P < MAX_QUOTIENT && H * W < MAX_QUOTIENT && [[P, R], [P, O], [H * W, C]].every((d) => cache.fitsTexture(d));
-  return { C, H, W, O, KH, KW, OH, OW, Og: O / p.groups, Kg: Cg * KH * KW, P, R, flat };
+  return { N, C, H, W, O, Cg, KH, KW, OH, OW, Og: O / p.groups, Kg: Cg * KH * KW };
 }
 
 /** Whether the kernels' index arithmetic is exact and their outputs fit textures for this conv (else delegate). */
 export function convFits(cache: KernelCache, xShape: readonly number[], wShape: readonly number[], p: Conv2dParams): boolean {
-  const g = geometry(cache, xShape, wShape, p);
+  const g = geometry(xShape, wShape, p);
   return (
-    g.P > 0 && g.R * g.P < MAX_EXACT && g.O * g.P < MAX_EXACT && g.C * g.H * g.W < MAX_EXACT &&
-    g.R < MAX_QUOTIENT && g.O < MAX_QUOTIENT &&
-    [[g.OW, g.OH, g.R], [g.OW, g.OH, g.O], [g.Kg, g.O], [g.W, g.H, g.C]].every((d) => cache.fitsTexture(d))
+    g.OH > 0 && g.OW > 0 && g.N * g.C * g.H * g.W > 0 && g.O * g.Kg > 0 &&
+    g.N * g.C * g.H * g.W < MAX_EXACT && g.N * g.O * g.OH * g.OW < MAX_EXACT && g.O * g.Kg < MAX_EXACT &&
+    g.N * g.O < MAX_QUOTIENT && g.N * g.C < MAX_QUOTIENT && g.Kg < MAX_QUOTIENT &&
+    [[g.OW, g.OH, g.N * g.O], [g.W, g.H, g.N * g.C], [g.Kg, g.O]].every((d) => cache.fitsTexture(d))
   );
 }
 
 const paramKey = (g: Geometry, p: Conv2dParams) =>
-  `${g.C}x${g.H}x${g.W}:${g.O}x${g.Kg / (g.KH * g.KW)}x${g.KH}x${g.KW}:s${p.stride}:p${p.padding}:d${p.dilation}:g${p.groups}:${g.flat ? 'flat' : 'split'}`;
+  `${g.N}x${g.C}x${g.H}x${g.W}:${g.O}x${g.Cg}x${g.KH}x${g.KW}:s${p.stride}:p${p.padding}:d${p.dilation}:g${p.groups}`;
 
 const constants = (g: Geometry, p: Conv2dParams) => ({
-  C: g.C, H: g.H, W: g.W, O: g.O, KH: g.KH, KW: g.KW, OH: g.OH, OW: g.OW, Og: g.Og, Kg: g.Kg, P: g.P,
+  N: g.N, C: g.C, H: g.H, W: g.W, O: g.O, Cg: g.Cg, KH: g.KH, KW: g.KW, OH: g.OH, OW: g.OW, Og: g.Og, Kg: g.Kg,
   SH: p.stride[0], SW: p.stride[1], PH: p.padding[0], PW: p.padding[1], DH: p.dilation[0], DW: p.dilation[1],
 });
 
-/** Output dims over a (rows, H, W) grid in either layout. */
-const grid = (g: Geometry, rows: number, h: number, w: number) => (g.flat ? [h * w, rows] : [w, h, rows]);
+/** Prelude: the thread's (n, channel) from its row = n*CH + channel (CH names a constant), without a big division. */
+const sampleOf = (row: string, ch: string, CH: string) => `
+  const n = Math.floor((${row} + 0.5) / this.constants.${CH});
+  const ${ch} = ${row} - n * this.constants.${CH};`;
 
-/** Kernel prelude: the thread's row and its position (y, x) on an (h, w) grid named by the constants. */
-const position = (g: Geometry, row: string, y: string, x: string, w: string) =>
-  g.flat
-    ? `const q = this.thread.x;
-  const ${row} = this.thread.y;
-  const ${y} = Math.floor((q + 0.5) / this.constants.${w});
-  const ${x} = q - ${y} * this.constants.${w};`
-    : `const ${x} = this.thread.x;
-  const ${y} = this.thread.y;
-  const ${row} = this.thread.z;`;
-
-/** Reading element (row, oh, ow) of a cols-shaped argument. */
-const colAt = (g: Geometry, name: string, row: string) =>
-  g.flat ? `${name}[${row}][oh * this.constants.OW + ow]` : `${name}[${row}][oh][ow]`;
-
-// cols[r][oh, ow]: r = (ci*KH + kh)*KW + kw; zero where the tap falls in the padding.
-const im2colSource = (g: Geometry) => `function(x) {
-  ${position(g, 'r', 'oh', 'ow', 'OW')}
-  const kk = this.constants.KH * this.constants.KW;
-  const ci = Math.floor((r + 0.5) / kk);
-  const rem = r - ci * kk;
-  const kh = Math.floor((rem + 0.5) / this.constants.KW);
-  const kw = rem - kh * this.constants.KW;
-  const ih = oh * this.constants.SH - this.constants.PH + kh * this.constants.DH;
-  const iw = ow * this.constants.SW - this.constants.PW + kw * this.constants.DW;
-  let v = 0.0;
-  if (ih >= 0 && ih < this.constants.H && iw >= 0 && iw < this.constants.W) {
-    v = x[(ci * this.constants.H + ih) * this.constants.W + iw];
-  }
-  return v;
-}`;
-
-const forwardSource = (g: Geometry) => `function(w, cols, bias) {
-  ${position(g, 'o', 'oh', 'ow', 'OW')}
+const forwardSource = (grid: readonly number[], hasBias: boolean) => `function(x, w${hasBias ? ', bias' : ''}) {
+  ${planeThread(grid, 'row', 'oh', 'ow', 'OW')}${sampleOf('row', 'o', 'O')}
   const grp = Math.floor((o + 0.5) / this.constants.Og);
-  const wb = o * this.constants.Kg;
-  const cb = grp * this.constants.Kg;
-  let s = bias[o];
-  for (let k = 0; k < this.constants.Kg; k++) {
-    s += w[wb + k] * ${colAt(g, 'cols', 'cb + k')};
-  }
-  return s;
-}`;
-
-const weightGradSource = (g: Geometry) => `function(gy, cols) {
-  const k = this.thread.x;
-  const o = this.thread.y;
-  const grp = Math.floor((o + 0.5) / this.constants.Og);
-  const r = grp * this.constants.Kg + k;
-  let s = 0.0;
-  for (let oh = 0; oh < this.constants.OH; oh++) {
-    const gb = (o * this.constants.OH + oh) * this.constants.OW;
-    for (let ow = 0; ow < this.constants.OW; ow++) {
-      s += gy[gb + ow] * ${colAt(g, 'cols', 'r')};
+  let s = ${hasBias ? 'bias[o]' : '0.0'};
+  for (let c = 0; c < this.constants.Cg; c++) {
+    const xb = (n * this.constants.C + grp * this.constants.Cg + c) * this.constants.H;
+    const wb = (o * this.constants.Cg + c) * this.constants.KH;
+    for (let kh = 0; kh < this.constants.KH; kh++) {
+      const ih = oh * this.constants.SH - this.constants.PH + kh * this.constants.DH;
+      if (ih >= 0 && ih < this.constants.H) {
+        for (let kw = 0; kw < this.constants.KW; kw++) {
+          const iw = ow * this.constants.SW - this.constants.PW + kw * this.constants.DW;
+          if (iw >= 0 && iw < this.constants.W) {
+            s += x[(xb + ih) * this.constants.W + iw] * w[(wb + kh) * this.constants.KW + kw];
+          }
+        }
+      }
     }
   }
   return s;
 }`;
 
-const colGradSource = (g: Geometry) => `function(w, gy) {
-  ${position(g, 'r', 'oh', 'ow', 'OW')}
-  const grp = Math.floor((r + 0.5) / this.constants.Kg);
-  const k = r - grp * this.constants.Kg;
-  const p = oh * this.constants.OW + ow;
-  let s = 0.0;
-  for (let j = 0; j < this.constants.Og; j++) {
-    const o = grp * this.constants.Og + j;
-    s += w[o * this.constants.Kg + k] * gy[o * this.constants.P + p];
-  }
-  return s;
-}`;
-
-// gx[ci][ih][iw] gathers every (kh, kw) whose output position oh = (ih + PH - kh*DH) / SH is a whole number inside
-// the output (same for w): the transpose of im2col.
-const col2imSource = (g: Geometry) => `function(dcols) {
-  ${position(g, 'ci', 'ih', 'iw', 'W')}
+// gx[n][ci][ih][iw]: the (kh, kw) taps whose output position is integral and inside the output, times the Og output
+// channels of ci's group.
+const inputGradSource = (grid: readonly number[]) => `function(gy, w) {
+  ${planeThread(grid, 'row', 'ih', 'iw', 'W')}${sampleOf('row', 'ci', 'C')}
+  const grp = Math.floor((ci + 0.5) / this.constants.Cg);
+  const c = ci - grp * this.constants.Cg;
   let s = 0.0;
   for (let kh = 0; kh < this.constants.KH; kh++) {
     const th = ih + this.constants.PH - kh * this.constants.DH;
@@ -139,7 +97,11 @@ const col2imSource = (g: Geometry) => `function(dcols) {
         const tw = iw + this.constants.PW - kw * this.constants.DW;
         const ow = Math.floor((tw + 0.5) / this.constants.SW);
         if (tw >= 0 && ow * this.constants.SW === tw && ow < this.constants.OW) {
-          s += ${colAt(g, 'dcols', '(ci * this.constants.KH + kh) * this.constants.KW + kw')};
+          for (let j = 0; j < this.constants.Og; j++) {
+            const o = grp * this.constants.Og + j;
+            s += gy[((n * this.constants.O + o) * this.constants.OH + oh) * this.constants.OW + ow] *
+              w[((o * this.constants.Cg + c) * this.constants.KH + kh) * this.constants.KW + kw];
+          }
         }
       }
     }
@@ -147,75 +109,92 @@ const col2imSource = (g: Geometry) => `function(dcols) {
   return s;
 }`;
 
-const isPointwise = (g: Geometry, p: Conv2dParams) =>
-  g.KH === 1 && g.KW === 1 && p.stride[0] === 1 && p.stride[1] === 1 && p.padding[0] === 0 && p.padding[1] === 0;
+// gw partial for sample n (thread.z), or the full sum over n (loopN): thread (k, o), k = (c*KH + kh)*KW + kw.
+const weightGradSource = (loopN: boolean) => `function(gy, x) {
+  const k = this.thread.x;
+  const o = this.thread.y;
+  const kk = this.constants.KH * this.constants.KW;
+  const c = Math.floor((k + 0.5) / kk);
+  const rem = k - c * kk;
+  const kh = Math.floor((rem + 0.5) / this.constants.KW);
+  const kw = rem - kh * this.constants.KW;
+  const ci = Math.floor((o + 0.5) / this.constants.Og) * this.constants.Cg + c;
+  let s = 0.0;
+  ${loopN ? 'for (let n = 0; n < this.constants.N; n++) {' : 'const n = this.thread.z;'}
+    let t = 0.0;
+    for (let oh = 0; oh < this.constants.OH; oh++) {
+      const ih = oh * this.constants.SH - this.constants.PH + kh * this.constants.DH;
+      if (ih >= 0 && ih < this.constants.H) {
+        const gb = ((n * this.constants.O + o) * this.constants.OH + oh) * this.constants.OW;
+        const xb = ((n * this.constants.C + ci) * this.constants.H + ih) * this.constants.W;
+        for (let ow = 0; ow < this.constants.OW; ow++) {
+          const iw = ow * this.constants.SW - this.constants.PW + kw * this.constants.DW;
+          if (iw >= 0 && iw < this.constants.W) {
+            t += gy[gb + ow] * x[xb + iw];
+          }
+        }
+      }
+    }
+    s += t;${loopN ? '\n  }' : ''}
+  return s;
+}`;
 
-/** The column matrix of sample x_n: a pipeline texture on WebGL, rows on webasm/cpu, or x_n itself for 1x1. */
-function columns(cache: KernelCache, g: Geometry, p: Conv2dParams, key: string, xn: Float32Array): KernelArg {
-  if (isPointwise(g, p)) return asInput(xn, grid(g, g.C, g.H, g.W));
-  const k = cache.get(`im2col:${key}`, () => im2colSource(g), {
-    output: grid(g, g.R, g.OH, g.OW),
-    constants: constants(g, p),
+// gw[o][k] = sum over n of part[n][o][k].
+const sampleSumSource = `function(part) {
+  const k = this.thread.x;
+  const o = this.thread.y;
+  let s = 0.0;
+  for (let n = 0; n < this.constants.N; n++) {
+    s += part[(n * this.constants.O + o) * this.constants.Kg + k];
+  }
+  return s;
+}`;
+
+/** y = conv2d(x, w) + bias for the whole batch: x [N, C, H, W], w [O, C/groups, KH, KW], bias [O] or null. */
+export function gpuConv2d(
+  cache: KernelCache, x: Flat, xShape: readonly number[], w: Flat, wShape: readonly number[], bias: Flat | null, p: Conv2dParams,
+): KernelResult {
+  const g = geometry(xShape, wShape, p);
+  const grid = planeGrid(cache, g.N * g.O, g.OH, g.OW);
+  const key = `conv:${paramKey(g, p)}:${grid.length}d:${operandKey(x, w, bias)}`;
+  const k = cache.get(key, () => forwardSource(grid, bias !== null), { output: grid, constants: constants(g, p), ...OWNED });
+  return bias ? cache.run(key, k, x, w, bias) : cache.run(key, k, x, w);
+}
+
+/** gx [N, C, H, W] of conv2d from gy [N, O, OH, OW]. */
+export function gpuConv2dBackwardInput(
+  cache: KernelCache, gy: Flat, w: Flat, wShape: readonly number[], xShape: readonly number[], p: Conv2dParams,
+): KernelResult {
+  const g = geometry(xShape, wShape, p);
+  const grid = planeGrid(cache, g.N * g.C, g.H, g.W);
+  const key = `convgx:${paramKey(g, p)}:${grid.length}d:${operandKey(gy, w)}`;
+  const k = cache.get(key, () => inputGradSource(grid), { output: grid, constants: constants(g, p), ...OWNED });
+  return cache.run(key, k, gy, w);
+}
+
+/** Whether the per-sample partial [N][O][Kg] of the weight gradient is worth it (N > 1) and fits. */
+const partialFits = (cache: KernelCache, g: Geometry) =>
+  g.N > 1 && g.N * g.O * g.Kg < MAX_EXACT && cache.fitsTexture([g.Kg, g.O, g.N]);
+
+/** gw [O, C/groups, KH, KW] of conv2d, summed over the batch on the device. */
+export function gpuConv2dBackwardWeight(
+  cache: KernelCache, gy: Flat, x: Flat, xShape: readonly number[], wShape: readonly number[], p: Conv2dParams,
+): KernelResult {
+  const g = geometry(xShape, wShape, p);
+  const c = constants(g, p);
+  const base = `${paramKey(g, p)}:${operandKey(gy, x)}`;
+  if (!partialFits(cache, g)) {
+    const key = `convgw:${base}`;
+    const k = cache.get(key, () => weightGradSource(true), { output: [g.Kg, g.O], constants: c, ...OWNED });
+    return cache.run(key, k, gy, x);
+  }
+  const kp = cache.get(`convgwpart:${base}`, () => weightGradSource(false), {
+    output: [g.Kg, g.O, g.N],
+    constants: c,
     pipeline: true,
   });
-  return cache.run(`im2col:${key}`, k, xn);
-}
-
-export function gpuConv2d(cache: KernelCache, xv: View, wv: View, bias: View | null, p: Conv2dParams): Float32Array {
-  const g = geometry(cache, xv.shape, wv.shape, p);
-  const N = xv.shape[0];
-  const key = paramKey(g, p);
-  const x = flatF32(xv);
-  const w = flatF32(wv);
-  const b = bias ? flatF32(bias) : new Float32Array(g.O);
-  const k = cache.get(`conv:${key}`, () => forwardSource(g), { output: grid(g, g.O, g.OH, g.OW), constants: constants(g, p) });
-  const out = new Float32Array(N * g.O * g.P);
-  const xs = g.C * g.H * g.W;
-  for (let n = 0; n < N; n++) {
-    const cols = columns(cache, g, p, key, x.subarray(n * xs, (n + 1) * xs));
-    readFlat(cache.run(`conv:${key}`, k, w, cols, b), g.O * g.P, out, n * g.O * g.P);
-  }
-  return out;
-}
-
-export function gpuConv2dBackwardWeight(
-  cache: KernelCache, gyv: View, xv: View, wShape: readonly number[], p: Conv2dParams,
-): Float32Array {
-  const g = geometry(cache, xv.shape, wShape, p);
-  const N = xv.shape[0];
-  const key = paramKey(g, p);
-  const x = flatF32(xv);
-  const gy = flatF32(gyv);
-  const k = cache.get(`convgw:${key}`, () => weightGradSource(g), { output: [g.Kg, g.O], constants: constants(g, p) });
-  const gw = new Float32Array(g.O * g.Kg);
-  const part = new Float32Array(g.O * g.Kg);
-  const xs = g.C * g.H * g.W;
-  for (let n = 0; n < N; n++) {
-    const cols = columns(cache, g, p, key, x.subarray(n * xs, (n + 1) * xs));
-    readFlat(cache.run(`convgw:${key}`, k, gy.subarray(n * g.O * g.P, (n + 1) * g.O * g.P), cols), gw.length, part, 0);
-    for (let i = 0; i < gw.length; i++) gw[i] += part[i];
-  }
-  return gw;
-}
-
-export function gpuConv2dBackwardInput(
-  cache: KernelCache, gyv: View, wv: View, xShape: readonly number[], p: Conv2dParams,
-): Float32Array {
-  const g = geometry(cache, xShape, wv.shape, p);
-  const N = xShape[0];
-  const key = paramKey(g, p);
-  const w = flatF32(wv);
-  const gy = flatF32(gyv);
-  const c = constants(g, p);
-  const pointwise = isPointwise(g, p);
-  const kc = cache.get(`convdcols:${key}`, () => colGradSource(g), { output: grid(g, g.R, g.OH, g.OW), constants: c, pipeline: !pointwise });
-  const ki = pointwise ? null : cache.get(`col2im:${key}`, () => col2imSource(g), { output: grid(g, g.C, g.H, g.W), constants: c });
-  const xs = g.C * g.H * g.W;
-  const gx = new Float32Array(N * xs);
-  for (let n = 0; n < N; n++) {
-    const dcols = cache.run(`convdcols:${key}`, kc, w, gy.subarray(n * g.O * g.P, (n + 1) * g.O * g.P));
-    // For a pointwise conv the column gradient already is gx_n ([C][H*W]).
-    readFlat(ki ? cache.run(`col2im:${key}`, ki, dcols) : dcols, xs, gx, n * xs);
-  }
-  return gx;
+  const part = operand(cache.run(`convgwpart:${base}`, kp, gy, x), g.N * g.O * g.Kg);
+  const sumKey = `convgwsum:${g.N}x${g.O}x${g.Kg}:${operandKey(part)}`;
+  const ks = cache.get(sumKey, () => sampleSumSource, { output: [g.Kg, g.O], constants: { N: g.N, O: g.O, Kg: g.Kg }, ...OWNED });
+  return cache.run(sumKey, ks, part);
 }

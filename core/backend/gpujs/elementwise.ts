@@ -6,7 +6,8 @@
 // operand give 0 as in the reference on llvmpipe, webasm and cpu (tested), but GLSL does not promise it.
 
 import type { BinaryOp, UnaryOp } from '../types.js';
-import { readFlat, type KernelCache } from './kernels.js';
+import { OWNED, type Flat, type KernelCache } from './kernels.js';
+import type { KernelResult } from './loader.js';
 
 const unaryExpr: Record<UnaryOp, string> = {
   neg: '-v',
@@ -41,20 +42,77 @@ const binaryExpr: Record<Exclude<BinaryOp, 'pow'>, string> = {
 
 export const gpuBinaryOps = new Set<BinaryOp>(Object.keys(binaryExpr) as BinaryOp[]);
 
-export function gpuUnary(cache: KernelCache, op: UnaryOp, x: Float32Array): Float32Array {
-  const key = `unary:${op}:${x.length}`;
+/** op(x) over n flat values; the result is the caller's (an owned texture on WebGL). */
+export function gpuUnary(cache: KernelCache, op: UnaryOp, x: Flat, n: number): KernelResult {
+  const key = `unary:${op}:${n}`;
   const k = cache.get(key, () => `function(a) {\n  const v = a[this.thread.x];\n  return ${unaryExpr[op]};\n}`, {
-    output: [x.length],
+    output: [n],
+    ...OWNED,
   });
-  return readFlat(cache.run(key, k, x), x.length);
+  return cache.run(key, k, x);
 }
 
-export function gpuBinary(cache: KernelCache, op: Exclude<BinaryOp, 'pow'>, a: Float32Array, b: Float32Array): Float32Array {
-  const key = `binary:${op}:${a.length}`;
+/** op(a, b) over n flat values of each. */
+export function gpuBinary(cache: KernelCache, op: Exclude<BinaryOp, 'pow'>, a: Flat, b: Flat, n: number): KernelResult {
+  const key = `binary:${op}:${n}`;
   const k = cache.get(
     key,
     () => `function(a, b) {\n  const u = a[this.thread.x];\n  const v = b[this.thread.x];\n  return ${binaryExpr[op]};\n}`,
-    { output: [a.length] },
+    { output: [n], ...OWNED },
   );
-  return readFlat(cache.run(key, k, a, b), a.length);
+  return cache.run(key, k, a, b);
+}
+
+/** cond != 0 ? a : b over n flat values; a NaN condition picks a, as in the reference (Mesa folds NaN != 0 to false). */
+export function gpuWhere(cache: KernelCache, cond: Flat, a: Flat, b: Flat, n: number): KernelResult {
+  const key = `where:${n}`;
+  const k = cache.get(key, () => `function(c, a, b) {\n  const i = this.thread.x;\n  const v = c[i];\n  return (v !== 0.0 || v !== v) ? a[i] : b[i];\n}`, {
+    output: [n],
+    ...OWNED,
+  });
+  return cache.run(key, k, cond, a, b);
+}
+
+/** min(max(x, lo), hi) over n flat values, lo and hi finite (baked into the kernel); NaN stays NaN. */
+export function gpuClamp(cache: KernelCache, x: Flat, lo: number, hi: number, n: number): KernelResult {
+  const key = `clamp:${lo}:${hi}:${n}`;
+  const [l, h] = [lo, hi].map((v) => (Number.isInteger(v) ? `${v}.0` : `${v}`));
+  const k = cache.get(
+    key,
+    () => `function(a) {\n  const v = a[this.thread.x];\n  return v !== v ? v : (v < ${l} ? ${l} : (v > ${h} ? ${h} : v));\n}`,
+    { output: [n], ...OWNED },
+  );
+  return cache.run(key, k, x);
+}
+
+/**
+ * Reduce a dense [..shape] operand over the sorted axes, one thread per output element looping over the reduced
+ * elements in row-major order (the reference's order: the same float32 rounding for sums up to the last ulp of each
+ * add). Output and reduced indices are peeled into coordinates with floor((r + 0.5) / d): the caller keeps both
+ * counts below MAX_QUOTIENT. max/min propagate NaN as the reference does.
+ */
+export function gpuReduce(cache: KernelCache, op: 'sum' | 'max' | 'min', x: Flat, shape: readonly number[], axes: readonly number[]): KernelResult {
+  const strides = shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1));
+  const kept = shape.map((_, i) => i).filter((i) => !axes.includes(i));
+  const R = axes.reduce((a, i) => a * shape[i], 1);
+  const n = kept.reduce((a, i) => a * shape[i], 1);
+  const peel = (dims: number[], v: string, at: string) =>
+    [...dims].reverse().map((d) => `    { const q = Math.floor((${v} + 0.5) / ${shape[d]}.0); ${at} += (${v} - q * ${shape[d]}.0) * ${strides[d]}.0; ${v} = q; }`).join('\n');
+  const combine = op === 'sum' ? 'acc + v' : `(acc !== acc || v !== v) ? acc + v : (v ${op === 'max' ? '>' : '<'} acc ? v : acc)`;
+  const source = `function(x) {
+  let o = this.thread.x;
+  let base = 0.0;
+${peel(kept, 'o', 'base')}
+  let acc = x[base];
+  for (let r = 1; r < ${R}; r++) {
+    let rr = r;
+    let at = base;
+${peel([...axes], 'rr', 'at')}
+    const v = x[at];
+    acc = ${combine};
+  }
+  return acc;
+}`;
+  const key = `reduce:${op}:${shape}:${axes}`;
+  return cache.run(key, cache.get(key, () => source, { output: [n], ...OWNED }), x);
 }

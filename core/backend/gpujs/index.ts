@@ -1,7 +1,10 @@
-// The gpujs backend: the Backend interface served by gpu.js kernels for the hot paths (matmul, conv2d and both of
-// its backward passes, batch norm, dense elementwise ops) and by the reference backend for the rest (strided or
-// broadcast elementwise, reductions over arbitrary axes, pooling with argmax, where/clamp, float64 inputs, shapes
-// whose flat indices would not be exact in float32, and tensors too small to be worth a kernel launch).
+// The gpujs backend: the Backend interface served by gpu.js kernels (matmul, conv2d and both of its backward passes,
+// batch norm, pooling, elementwise ops, where, clamp, reductions, contiguous copies and assignment); it has no sparse
+// kernels (its delegate table says so). In WebGL mode its outputs are
+// device arrays (GpuArray, device.ts): a texture per tensor, read back only when JS needs numbers, so a chain of
+// served kernels never leaves the device. A served kernel still hands an input to the reference when gpu.js cannot
+// take it (float64, shapes whose flat indices would not be exact in float32, host tensors too small to be worth a
+// launch); device inputs are then read back, and `transfers()` counts every upload and readback.
 //
 // gpu.js is loaded lazily (loader.ts): `gpujsBackend()` returns null when it cannot load or start in the requested
 // mode, and `gpujsUnavailableReason()` says why. The registry holds `gpujsEntry`, which loads gpu.js only when one of
@@ -9,24 +12,30 @@
 // PTSLAB_GPUJS_MODE forces a mode (gpu, webgl, headlessgl, webasm, cpu); `gpujsMode()` is the mode gpu.js actually
 // runs. `dispose()` frees every kernel and texture at once; the backend starts a fresh GPU instance on its next call.
 
-import type { Storage } from '../../dtype.js';
+import type { DeviceArray, Storage, TensorData } from '../../dtype.js';
 import { PtslabError } from '../../errors.js';
-import { numel } from '../../shape.js';
-import { referenceBackend as ref } from '../reference.js';
-import type { Backend, View } from '../types.js';
+import { contiguousStrides, numel } from '../../shape.js';
+import { KERNEL_NAMES, composeBackend } from '../compose.js';
+import { poolOut, referenceBackend as ref } from '../reference.js';
+import type { Backend, Pool2dParams, TransferStats, View } from '../types.js';
 import { convFits, gpuConv2d, gpuConv2dBackwardInput, gpuConv2dBackwardWeight } from './conv.js';
-import { gpuBinary, gpuBinaryOps, gpuUnary } from './elementwise.js';
+import { COPY, GpuArray, Traffic, operand, own } from './device.js';
+import { gpuBinary, gpuBinaryOps, gpuClamp, gpuReduce, gpuUnary, gpuWhere } from './elementwise.js';
 import { gpuMatmul, matmulFits } from './gemm.js';
-import { KernelCache, MAX_EXACT, flatF32, isDense } from './kernels.js';
-import { createGpu } from './loader.js';
+import { KernelCache, MAX_EXACT, MAX_QUOTIENT, OWNED, type Flat } from './kernels.js';
+import { createGpu, type KernelResult } from './loader.js';
 import { batchNormFits, gpuBatchNormBackward, gpuBatchNormForward, gpuBatchNormStats } from './norm.js';
+import {
+  gpuAdaptiveAvgPool2d, gpuAdaptiveAvgPool2dBackward, gpuAvgPool2d, gpuAvgPool2dBackward, gpuMaxPool2d, gpuMaxPool2dBackward, poolFits,
+} from './pool.js';
 
 export { GPUJS_MODES, gpujsLoadAttempted, requestedMode, type GpujsModeRequest } from './loader.js';
+export { GpuArray } from './device.js';
 
 export interface GpujsOptions {
-  /** Elementwise ops on fewer elements run on the reference backend (a kernel launch costs more). Default 4096. */
+  /** Elementwise ops on fewer elements, all on the host, run on the reference backend (a launch costs more). Default 4096. */
   minElementwise?: number;
-  /** Matmul, conv and batch norm with fewer multiply-adds run on the reference backend. Default 4096. */
+  /** Matmul, conv and batch norm with fewer multiply-adds, all inputs on the host, run on the reference. Default 4096. */
   minWork?: number;
   /**
    * Cap on the texture side kernels may assume, below the device's own (WebGL: MAX_TEXTURE_SIZE, 16384 on llvmpipe;
@@ -44,12 +53,24 @@ export interface GpujsBackend extends Backend {
   readonly fallbacks: readonly string[];
   /** Kernel runs since the last dispose, and how many kept their output on the device (WebGL pipeline textures). */
   readonly stats: { readonly runs: number; readonly textureOutputs: number };
-  /** Destroy every compiled kernel, texture and the WebGL context. The backend stays usable (it recompiles). */
+  /** Uploads and readbacks since the backend was made (or since resetTransfers()). */
+  transfers(): TransferStats;
+  resetTransfers(): void;
+  /**
+   * Destroy every compiled kernel, texture and the WebGL context. The backend stays usable (it recompiles); device
+   * arrays made before are gone and say so when read.
+   */
   dispose(): void;
 }
 
-const isF32 = (...vs: View[]) => vs.every((v) => v.data instanceof Float32Array);
-const f32 = (s: Storage | null) => s === null || s instanceof Float32Array;
+/** What gpujs leaves to other backends (the reference reads device inputs back: counted readbacks). */
+const delegated = {
+  sparseConv2d: null, sparseLinear: null,
+} as const;
+
+const f32 = (v: View) => v.data instanceof Float32Array || v.data instanceof GpuArray;
+const onDevice = (...vs: (View | null)[]) => vs.some((v) => v !== null && v.data instanceof GpuArray);
+const vecView = (d: TensorData): View => ({ data: d, shape: [d.length], strides: [1], offset: 0 });
 
 /**
  * A new gpujs backend with its own kernel cache, or the reason gpu.js cannot run here. Tests make their own with
@@ -62,6 +83,10 @@ export function createGpujsBackend(opts: GpujsOptions = {}): GpujsBackend | { un
   const minWork = opts.minWork ?? 4096;
   let cache: KernelCache | null = new KernelCache(first.gpu, first.mode, opts.maxTextureSize);
   const fallbacks: string[] = [];
+  const traffic = new Traffic();
+  /** Each device argmax's pooling params (the Backend's maxPool2dBackward does not pass them). */
+  const poolParams = new WeakMap<GpuArray, Pool2dParams>();
+  const live = () => cache;
   const kernels = (): KernelCache => {
     if (!cache) {
       const g = createGpu();
@@ -70,16 +95,211 @@ export function createGpujsBackend(opts: GpujsOptions = {}): GpujsBackend | { un
     }
     return cache;
   };
-  const elementwiseOnGpu = (...vs: View[]) => {
-    const n = numel(vs[0].shape);
-    return isF32(...vs) && n >= minElementwise && n < MAX_EXACT && vs.every((v) => isDense(v) && numel(v.shape) === n);
+
+  /**
+   * Run a kernel on the views' operands (device views stay on the device), owning its result; null when some
+   * device view cannot be handed over as it is (the caller then delegates, reading it back).
+   */
+  const launch = (views: (View | null)[], n: number, k: (args: (Flat | null)[]) => KernelResult): Float32Array | GpuArray | null => {
+    const kc = kernels();
+    const ops = views.map((v) => (v ? operand(kc, v, traffic) : { arg: null, release: () => undefined }));
+    try {
+      if (ops.some((o) => o === null)) return null;
+      return own(k(ops.map((o) => o!.arg)), n, traffic, kc, live);
+    } finally {
+      for (const o of ops) o?.release();
+    }
+  };
+  /** Host views below the size cut-off, float64 and shapes too large to index exactly go to the reference. */
+  const worthIt = (views: (View | null)[], work: number, min: number) =>
+    views.every((v) => v === null || f32(v)) && (onDevice(...views) || work >= min);
+  const elementwise = (views: View[]) => {
+    const n = numel(views[0].shape);
+    return n > 0 && n < MAX_EXACT && worthIt(views, n, minElementwise);
+  };
+  /** A copy kernel: a host array onto the device, or a device array into a fresh texture. */
+  const copy = (x: Flat, n: number): KernelResult => {
+    const kc = kernels();
+    const key = `copy:${n}`;
+    return kc.run(key, kc.get(key, () => COPY, { output: [n], ...OWNED }), x);
   };
 
-  const b: GpujsBackend = {
-    ...ref,
-    name: 'gpujs',
-    // A gpujs backend exists only where gpu.js started (createGpujsBackend returns the reason otherwise).
-    unavailableReason: () => null,
+  const served = {
+    contiguous(x: View): TensorData {
+      const n = numel(x.shape);
+      if (!(x.data instanceof GpuArray) || n === 0) return ref.contiguous(x);
+      const kc = kernels();
+      const o = operand(kc, x, traffic);
+      if (!o) return ref.contiguous(x);
+      // a gathered operand already is a fresh texture; a dense one is the array itself and must be copied
+      return own(o.arg === x.data.texture() ? copy(o.arg, n) : o.arg, n, traffic, kc, live);
+    },
+
+    assign(dst: View, src: View): void {
+      const d = dst.data;
+      if (!(d instanceof GpuArray)) return ref.assign(dst, src);
+      const n = numel(dst.shape);
+      const dense = dst.offset === 0 && n === d.length && dst.strides.every((s, i) => dst.shape[i] === 1 || s === dst.strides.slice(i + 1).reduce((a, _, j) => a * dst.shape[i + 1 + j], 1));
+      if (dense && f32(src)) {
+        const r = launch([src], n, ([s]) => copy(s!, n));
+        if (r instanceof GpuArray) return d.adopt(r);
+      }
+      // a part of the array (pad, concat): through the host, both ways (counted)
+      const host = d.read() as Float32Array;
+      ref.assign({ ...dst, data: host }, src);
+      traffic.upload(d.length);
+      d.adopt(own(copy(host, d.length), d.length, traffic, kernels(), live) as GpuArray);
+    },
+
+    unary(op: Parameters<Backend['unary']>[0], x: View): TensorData {
+      const n = numel(x.shape);
+      return (elementwise([x]) && launch([x], n, ([a]) => gpuUnary(kernels(), op, a!, n))) || ref.unary(op, x);
+    },
+
+    binary(op: Parameters<Backend['binary']>[0], a: View, b: View): TensorData {
+      const n = numel(a.shape);
+      if (op === 'pow' || !gpuBinaryOps.has(op) || !elementwise([a, b])) return ref.binary(op, a, b);
+      return launch([a, b], n, ([u, v]) => gpuBinary(kernels(), op as Exclude<typeof op, 'pow'>, u!, v!, n)) || ref.binary(op, a, b);
+    },
+
+    where(cond: View, a: View, b: View): TensorData {
+      const n = numel(a.shape);
+      return (elementwise([cond, a, b]) && launch([cond, a, b], n, ([c, u, v]) => gpuWhere(kernels(), c!, u!, v!, n))) || ref.where(cond, a, b);
+    },
+
+    clamp(x: View, lo: number, hi: number): TensorData {
+      const n = numel(x.shape);
+      const finite = Number.isFinite(lo) && Number.isFinite(hi);
+      return (finite && elementwise([x]) && launch([x], n, ([a]) => gpuClamp(kernels(), a!, lo, hi, n))) || ref.clamp(x, lo, hi);
+    },
+
+    reduce(op: Parameters<Backend['reduce']>[0], x: View, axes: readonly number[]): TensorData {
+      const n = numel(x.shape);
+      const R = axes.reduce((a, i) => a * x.shape[i], 1);
+      if (R === 0 || n === 0 || n >= MAX_EXACT || R >= MAX_QUOTIENT || n / R >= MAX_QUOTIENT || !worthIt([x], n, minElementwise)) return ref.reduce(op, x, axes);
+      return launch([x], n / R, ([u]) => gpuReduce(kernels(), op, u!, x.shape, axes)) || ref.reduce(op, x, axes);
+    },
+
+    matmul(a: View, b: View): TensorData {
+      const [B, M, K] = a.shape;
+      const N = b.shape[2];
+      if (!worthIt([a, b], B * M * K * N, minWork) || !matmulFits(kernels(), B, M, K, N)) return ref.matmul(a, b);
+      return launch([a, b], B * M * N, ([u, v]) => gpuMatmul(kernels(), u!, v!, B, M, K, N)) || ref.matmul(a, b);
+    },
+
+    conv2d(x: View, w: View, bias: View | null, p: Parameters<Backend['conv2d']>[3]): TensorData {
+      if (!worthIt([x, w, bias], convWork(x.shape, w.shape), minWork) || !convFits(kernels(), x.shape, w.shape, p)) return ref.conv2d(x, w, bias, p);
+      const [N, , H, W] = x.shape;
+      const n = N * w.shape[0] * outSize(H, w.shape[2], p, 0) * outSize(W, w.shape[3], p, 1);
+      return launch([x, w, bias], n, ([u, v, c]) => gpuConv2d(kernels(), u!, x.shape, v!, w.shape, c, p)) || ref.conv2d(x, w, bias, p);
+    },
+
+    conv2dBackwardInput(gy: View, w: View, xShape: readonly number[], p: Parameters<Backend['conv2d']>[3]): TensorData {
+      if (!worthIt([gy, w], convWork(xShape, w.shape), minWork) || !convFits(kernels(), xShape, w.shape, p)) return ref.conv2dBackwardInput(gy, w, xShape, p);
+      return launch([gy, w], numel(xShape), ([g, v]) => gpuConv2dBackwardInput(kernels(), g!, v!, w.shape, xShape, p)) || ref.conv2dBackwardInput(gy, w, xShape, p);
+    },
+
+    conv2dBackwardWeight(gy: View, x: View, wShape: readonly number[], p: Parameters<Backend['conv2d']>[3]): TensorData {
+      if (!worthIt([gy, x], convWork(x.shape, wShape), minWork) || !convFits(kernels(), x.shape, wShape, p)) return ref.conv2dBackwardWeight(gy, x, wShape, p);
+      return launch([gy, x], numel(wShape), ([g, u]) => gpuConv2dBackwardWeight(kernels(), g!, u!, x.shape, wShape, p)) || ref.conv2dBackwardWeight(gy, x, wShape, p);
+    },
+
+    maxPool2d(x: View, p: Pool2dParams): { out: TensorData; argmax: Int32Array | DeviceArray } {
+      const [N, C, H, W] = x.shape;
+      const { OH, OW } = poolOut(H, W, p);
+      if (!worthIt([x], numel(x.shape), minElementwise) || !poolFits(kernels(), x.shape, [OH, OW])) return ref.maxPool2d(x, p);
+      const kc = kernels();
+      const o = operand(kc, x, traffic);
+      if (!o) return ref.maxPool2d(x, p);
+      try {
+        const r = gpuMaxPool2d(kc, o.arg, x.shape, p);
+        const n = N * C * OH * OW;
+        const argmax = own(r.argmax, n, traffic, kc, live);
+        if (argmax instanceof GpuArray) poolParams.set(argmax, p);
+        return { out: own(r.out, n, traffic, kc, live), argmax: argmax instanceof GpuArray ? argmax : Int32Array.from(argmax) };
+      } finally {
+        o.release();
+      }
+    },
+
+    maxPool2dBackward(gy: View, argmax: Int32Array | DeviceArray, xShape: readonly number[]): TensorData {
+      const am = argmax instanceof Int32Array ? Float32Array.from(argmax) : argmax;
+      const av: View = { data: am, shape: gy.shape, strides: contiguousStrides(gy.shape), offset: 0 };
+      if (!worthIt([gy, av], numel(xShape), minElementwise) || !poolFits(kernels(), xShape, [gy.shape[2], gy.shape[3]])) {
+        return ref.maxPool2dBackward(gy, argmax, xShape);
+      }
+      // the forward's params let each input cell visit only the windows that can hold it
+      const p = am instanceof GpuArray ? poolParams.get(am) : undefined;
+      return launch([gy, av], numel(xShape), ([g, a]) => gpuMaxPool2dBackward(kernels(), g!, a!, gy.shape, xShape, p)) ||
+        ref.maxPool2dBackward(gy, argmax, xShape);
+    },
+
+    avgPool2d(x: View, p: Pool2dParams): TensorData {
+      const [N, C, H, W] = x.shape;
+      const { OH, OW } = poolOut(H, W, p);
+      if (!worthIt([x], numel(x.shape), minElementwise) || !poolFits(kernels(), x.shape, [OH, OW])) return ref.avgPool2d(x, p);
+      return launch([x], N * C * OH * OW, ([u]) => gpuAvgPool2d(kernels(), u!, x.shape, p)) || ref.avgPool2d(x, p);
+    },
+
+    avgPool2dBackward(gy: View, xShape: readonly number[], p: Pool2dParams): TensorData {
+      if (!worthIt([gy], numel(xShape), minElementwise) || !poolFits(kernels(), xShape, [gy.shape[2], gy.shape[3]])) return ref.avgPool2dBackward(gy, xShape, p);
+      return launch([gy], numel(xShape), ([g]) => gpuAvgPool2dBackward(kernels(), g!, xShape, p)) || ref.avgPool2dBackward(gy, xShape, p);
+    },
+
+    adaptiveAvgPool2d(x: View, outSize: readonly [number, number]): TensorData {
+      const [N, C] = x.shape;
+      if (!worthIt([x], numel(x.shape), minElementwise) || !poolFits(kernels(), x.shape, outSize)) return ref.adaptiveAvgPool2d(x, outSize);
+      return launch([x], N * C * outSize[0] * outSize[1], ([u]) => gpuAdaptiveAvgPool2d(kernels(), u!, x.shape, outSize)) || ref.adaptiveAvgPool2d(x, outSize);
+    },
+
+    adaptiveAvgPool2dBackward(gy: View, xShape: readonly number[]): TensorData {
+      if (!worthIt([gy], numel(xShape), minElementwise) || !poolFits(kernels(), xShape, [gy.shape[2], gy.shape[3]])) return ref.adaptiveAvgPool2dBackward(gy, xShape);
+      return launch([gy], numel(xShape), ([g]) => gpuAdaptiveAvgPool2dBackward(kernels(), g!, gy.shape, xShape)) || ref.adaptiveAvgPool2dBackward(gy, xShape);
+    },
+
+    batchNormStats(x: View): { mean: TensorData; variance: TensorData } {
+      const C = x.shape[1];
+      if (!worthIt([x], numel(x.shape), minElementwise) || !batchNormFits(kernels(), x.shape)) return ref.batchNormStats(x);
+      const kc = kernels();
+      const o = operand(kc, x, traffic);
+      if (!o) return ref.batchNormStats(x);
+      try {
+        const r = gpuBatchNormStats(kc, o.arg, x.shape);
+        return { mean: own(r.mean, C, traffic, kc, live), variance: own(r.variance, C, traffic, kc, live) };
+      } finally {
+        o.release();
+      }
+    },
+
+    batchNormForward(x: View, mean: TensorData, invstd: TensorData, weight: TensorData | null, bias: TensorData | null): TensorData {
+      const vs = [x, vecView(mean), vecView(invstd), weight && vecView(weight), bias && vecView(bias)];
+      if (!worthIt(vs, numel(x.shape), minElementwise) || !batchNormFits(kernels(), x.shape)) return ref.batchNormForward(x, mean, invstd, weight, bias);
+      return launch(vs, numel(x.shape), ([u, m, s, wt, bs]) => gpuBatchNormForward(kernels(), u!, x.shape, m!, s!, wt, bs)) ||
+        ref.batchNormForward(x, mean, invstd, weight, bias);
+    },
+
+    batchNormBackward(gy: View, x: View, mean: TensorData, invstd: TensorData, weight: TensorData | null, training: boolean) {
+      const C = x.shape[1];
+      const vs = [gy, x, vecView(mean), vecView(invstd), weight && vecView(weight)];
+      if (!worthIt(vs, numel(x.shape), minElementwise) || !batchNormFits(kernels(), x.shape)) return ref.batchNormBackward(gy, x, mean, invstd, weight, training);
+      const kc = kernels();
+      const ops = vs.map((v) => (v ? operand(kc, v, traffic) : { arg: null, release: () => undefined }));
+      try {
+        if (ops.some((o) => o === null)) return ref.batchNormBackward(gy, x, mean, invstd, weight, training);
+        const [g, u, m, s, wt] = ops.map((o) => o!.arg);
+        const r = gpuBatchNormBackward(kc, g!, u!, x.shape, m!, s!, wt, training);
+        return {
+          gx: own(r.gx, numel(x.shape), traffic, kc, live),
+          gweight: own(r.gweight, C, traffic, kc, live),
+          gbias: own(r.gbias, C, traffic, kc, live),
+        };
+      } finally {
+        for (const o of ops) o?.release();
+      }
+    },
+  };
+
+  const extra = {
     mode: first.mode,
     get kernelCount() {
       return cache?.size ?? 0;
@@ -90,6 +310,14 @@ export function createGpujsBackend(opts: GpujsOptions = {}): GpujsBackend | { un
     get fallbacks() {
       return [...fallbacks, ...(cache?.fallbacks ?? [])];
     },
+    transfers: () => traffic.snapshot(),
+    resetTransfers: () => traffic.reset(),
+    /** A float32 host array onto the device (WebGL; elsewhere the array itself, gpu.js having no device memory). */
+    upload(data: Storage): TensorData {
+      if (!(data instanceof Float32Array) || data.length === 0 || data.length >= MAX_EXACT) return data;
+      traffic.upload(data.length);
+      return own(copy(data, data.length), data.length, traffic, kernels(), live);
+    },
     dispose() {
       if (cache) {
         fallbacks.push(...cache.fallbacks);
@@ -97,59 +325,22 @@ export function createGpujsBackend(opts: GpujsOptions = {}): GpujsBackend | { un
       }
       cache = null;
     },
-
-    unary(op, x) {
-      return elementwiseOnGpu(x) ? gpuUnary(kernels(), op, flatF32(x)) : ref.unary(op, x);
-    },
-
-    binary(op, a, b2) {
-      if (op !== 'pow' && gpuBinaryOps.has(op) && elementwiseOnGpu(a, b2)) {
-        return gpuBinary(kernels(), op, flatF32(a), flatF32(b2));
-      }
-      return ref.binary(op, a, b2);
-    },
-
-    matmul(a, b2) {
-      const [B, M, K] = a.shape;
-      const work = B * M * K * b2.shape[2];
-      if (!isF32(a, b2) || work < minWork || !matmulFits(kernels(), a, b2)) return ref.matmul(a, b2);
-      return gpuMatmul(kernels(), a, b2);
-    },
-
-    conv2d(x, w, bias, p) {
-      const onGpu = isF32(x, w) && (!bias || isF32(bias)) && convWork(x.shape, w.shape) >= minWork && convFits(kernels(), x.shape, w.shape, p);
-      return onGpu ? gpuConv2d(kernels(), x, w, bias, p) : ref.conv2d(x, w, bias, p);
-    },
-
-    conv2dBackwardInput(gy, w, xShape, p) {
-      const onGpu = isF32(gy, w) && convWork(xShape, w.shape) >= minWork && convFits(kernels(), xShape, w.shape, p);
-      return onGpu ? gpuConv2dBackwardInput(kernels(), gy, w, xShape, p) : ref.conv2dBackwardInput(gy, w, xShape, p);
-    },
-
-    conv2dBackwardWeight(gy, x, wShape, p) {
-      const onGpu = isF32(gy, x) && convWork(x.shape, wShape) >= minWork && convFits(kernels(), x.shape, wShape, p);
-      return onGpu ? gpuConv2dBackwardWeight(kernels(), gy, x, wShape, p) : ref.conv2dBackwardWeight(gy, x, wShape, p);
-    },
-
-    batchNormStats(x) {
-      const onGpu = isF32(x) && numel(x.shape) >= minElementwise && batchNormFits(kernels(), x.shape);
-      return onGpu ? gpuBatchNormStats(kernels(), x) : ref.batchNormStats(x);
-    },
-
-    batchNormForward(x, mean, invstd, weight, bias) {
-      const onGpu = isF32(x) && f32(weight) && numel(x.shape) >= minElementwise && batchNormFits(kernels(), x.shape);
-      return onGpu ? gpuBatchNormForward(kernels(), x, mean, invstd, weight, bias) : ref.batchNormForward(x, mean, invstd, weight, bias);
-    },
-
-    batchNormBackward(gy, x, mean, invstd, weight, training) {
-      const onGpu = isF32(gy, x) && numel(x.shape) >= minElementwise && batchNormFits(kernels(), x.shape);
-      return onGpu
-        ? gpuBatchNormBackward(kernels(), gy, x, mean, invstd, weight, training)
-        : ref.batchNormBackward(gy, x, mean, invstd, weight, training);
-    },
   };
-  return b;
+
+  return composeBackend(
+    {
+      name: 'gpujs',
+      serve: served,
+      delegate: delegated,
+      // A gpujs backend exists only where gpu.js started (createGpujsBackend returns the reason otherwise).
+      unavailableReason: () => null,
+    },
+    extra,
+  ) as GpujsBackend;
 }
+
+const outSize = (size: number, k: number, p: Parameters<Backend['conv2d']>[3], d: 0 | 1) =>
+  Math.floor((size + 2 * p.padding[d] - p.dilation[d] * (k - 1) - 1) / p.stride[d]) + 1;
 
 /** Multiply-adds of a conv, ignoring stride (a cheap size estimate for the small-work cut-off). */
 function convWork(xShape: readonly number[], wShape: readonly number[]): number {
@@ -200,9 +391,16 @@ export const gpujsEntry: GpujsBackend = Object.freeze({
     Object.entries(ref)
       .filter(([k, v]) => typeof v === 'function' && k !== 'unavailableReason')
       .map(([k]) => [k, (...args: unknown[]) => (sharedOrThrow() as unknown as Kernels)[k](...args)]),
-  ) as unknown as Omit<Backend, 'name' | 'unavailableReason'>),
+  ) as unknown as Omit<Backend, 'name' | 'unavailableReason' | 'kernels'>),
   name: 'gpujs',
   unavailableReason: gpujsUnavailableReason,
+  kernels: Object.freeze(Object.fromEntries(KERNEL_NAMES.map((n) => {
+    const d = (delegated as Record<string, Backend | null>)[n];
+    return [n, d === undefined ? 'gpujs' : d === null ? null : d.kernels[n]];
+  }))) as Backend['kernels'],
+  upload: (data: Storage) => sharedOrThrow().upload!(data),
+  transfers: () => shared?.transfers() ?? new Traffic().snapshot(),
+  resetTransfers: () => shared?.resetTransfers(),
   get mode() {
     return sharedOrThrow().mode;
   },

@@ -14,8 +14,22 @@
 
 import type { View } from '../types.js';
 import { contiguousStrides, numel } from '../../shape.js';
-import type { GpuInput, GpuInstance, GpuKernel, GpuKernelSettings, KernelResult } from './loader.js';
+import type { GpuInput, GpuInstance, GpuKernel, GpuKernelSettings, GpuTexture, KernelResult } from './loader.js';
 import { gpujsModule, modeOf } from './loader.js';
+
+/**
+ * A kernel operand as the resident kernels take it: the contiguous row-major values of a tensor, either a host
+ * Float32Array or a texture from this cache's GPU (any output dims whose row-major flattening is the tensor's). Kernels
+ * read it flat, x[i], whatever dims produced it.
+ */
+export type Flat = Float32Array | GpuTexture;
+
+/**
+ * Settings for a kernel whose result a caller keeps (a tensor's storage): on WebGL a fresh texture per call
+ * (pipeline, immutable), which the caller owns and deletes; on webasm/cpu gpu.js returns host arrays anyway.
+ * Intermediates consumed inside one function keep the default (immutable: false, one reused texture per kernel).
+ */
+export const OWNED = { pipeline: true, immutable: true } as const;
 
 /** Flat indices inside a kernel stay exact (float32 integers) below this. */
 export const MAX_EXACT = 2 ** 24;
@@ -24,6 +38,9 @@ export const MAX_QUOTIENT = 2 ** 20;
 
 export class KernelCache {
   private readonly kernels = new Map<string, GpuKernel>();
+  /** How each kernel was made (to compile a sibling for other argument kinds), and the kinds it was first run with. */
+  private readonly specs = new Map<GpuKernel, { key: string; source: () => string; settings: GpuKernelSettings }>();
+  private readonly kinds = new Map<GpuKernel, string>();
   /** Kernels gpu.js silently moved to another mode (its console warning names the reason). */
   readonly fallbacks: string[] = [];
   /** Kernel runs, and how many of them left their output on the device as a texture (pipeline on WebGL). */
@@ -58,20 +75,39 @@ export class KernelCache {
   get(key: string, source: () => string, settings: GpuKernelSettings): GpuKernel {
     let k = this.kernels.get(key);
     if (!k) {
-      k = this.gpu.createKernel(source(), {
-        precision: 'single',
-        tactic: 'precision',
-        loopMaxIterations: 1 << 24,
-        immutable: false,
-        ...settings,
-      });
+      k = this.compile(source(), settings);
       this.kernels.set(key, k);
+      this.specs.set(k, { key, source, settings });
     }
     return k;
   }
 
-  /** Run a cached kernel, recording (once per kernel) any run gpu.js moved to another mode. */
+  private compile(source: string, settings: GpuKernelSettings): GpuKernel {
+    return this.gpu.createKernel(source, {
+      precision: 'single',
+      tactic: 'precision',
+      loopMaxIterations: 1 << 24,
+      immutable: false,
+      // argument sizes are uniforms, not compiled in: one kernel takes textures of any size for the same operand
+      dynamicArguments: true,
+      ...settings,
+    });
+  }
+
+  /**
+   * Run a cached kernel, recording (once per kernel) any run gpu.js moved to another mode. gpu.js specialises a kernel
+   * to the kinds of its first arguments (a texture, a host array, an input(), a number) and refuses others, so a call
+   * with other kinds (a tensor on the device where a host array came first) runs a sibling compiled for them.
+   */
   run(key: string, k: GpuKernel, ...args: Parameters<GpuKernel>): KernelResult {
+    const kinds = args.map(argKind).join('');
+    const spec = this.specs.get(k);
+    if (spec) {
+      const first = this.kinds.get(k);
+      if (first === undefined) this.kinds.set(k, kinds);
+      else if (first !== kinds) k = this.get(`${spec.key}|${kinds}`, spec.source, spec.settings);
+      if (!this.kinds.has(k)) this.kinds.set(k, kinds);
+    }
     const r = k(...args);
     this.stats.runs++;
     if (isTexture(r)) this.stats.textureOutputs++;
@@ -92,9 +128,17 @@ export class KernelCache {
       }
     }
     this.kernels.clear();
+    this.specs.clear();
+    this.kinds.clear();
     void this.gpu.destroy().catch(() => undefined);
   }
 }
+
+/** The kind of a kernel argument, as gpu.js tells them apart: texture, host array, input(), number, nested rows. */
+const argKind = (a: unknown): string =>
+  typeof a === 'number' ? 'n' : ArrayBuffer.isView(a) ? 'a' : Array.isArray(a) ? 'r'
+    // a texture's class names its layout (1-D, 2-D, 3-D outputs make different classes)
+    : isTexture(a as KernelResult) ? (a as object).constructor.name : 'i';
 
 /** A flat, contiguous Float32Array of exactly n values from any kernel result (copies only when it must). */
 export function readFlat(r: KernelResult, n: number, out?: Float32Array, at = 0): Float32Array {
@@ -121,7 +165,7 @@ function copyNested(v: Nested, dst: Float32Array, p: number): number {
   return p;
 }
 
-function isTexture(r: KernelResult): r is Extract<KernelResult, { toArray(): unknown }> {
+export function isTexture(r: KernelResult): r is Extract<KernelResult, { toArray(): unknown }> {
   return typeof (r as { toArray?: unknown }).toArray === 'function';
 }
 

@@ -37,6 +37,7 @@ export interface GpuKernelSettings {
   loopMaxIterations?: number;
   tactic?: 'precision';
   argumentTypes?: Record<string, string>;
+  dynamicArguments?: boolean;
 }
 
 /** A gpu.js Kernel class. Its static `mode` is 'gpu' for every GL class, so the class name tells them apart. */
