@@ -119,7 +119,8 @@ export class BatchNorm2d extends Module {
     let factor = this.momentum ?? 0;
     if (this.training && this.numBatchesTracked) {
       const n = this.numBatchesTracked;
-      noGrad(() => n.copy_(n.item() + 1));
+      // counted where the buffer lives (no readback on a device); only the cumulative average (momentum null) reads it
+      noGrad(() => n.copy_(n.add(1)));
       factor = this.momentum ?? 1 / n.item();
     }
     // Batch statistics in training, or always when no running statistics are tracked.

@@ -7,7 +7,7 @@
 
 import { Tensor, noGrad, fmtShapeOf } from './tensor-utils.js';
 import { StateDictError } from './errors.js';
-import { ArgumentError } from '../core/index.js';
+import { ArgumentError, type Backend } from '../core/index.js';
 import type { Parametrization, ParametrizationHandle } from './parametrize.js';
 
 /** A trainable tensor: a contiguous leaf with requiresGrad (default true). It owns compact storage. */
@@ -204,6 +204,18 @@ export abstract class Module {
 
   buffers(): Tensor[] {
     return this.namedBuffers().map(([, b]) => b);
+  }
+
+  /**
+   * Move every parameter and buffer, in place, to where backend b keeps arrays (PyTorch's module.to(device)): onto
+   * its device (uploads) or back to the host (readbacks). Gradients are dropped (they live where they were made).
+   */
+  moveTo(b: Backend): this {
+    for (const t of [...this.parameters(), ...this.buffers()]) {
+      t.moveTo(b);
+      t.grad = null;
+    }
+    return this;
   }
 
   private collect(pick: (m: Module) => Map<string, Tensor>): Array<[string, Tensor]> {

@@ -3,14 +3,19 @@
 // KDE, sparsity/density.ts). Thresholds are parametrised as t = sigmoid(s) (absolute) or sigmoid(s) * max|w|
 // (relative), so autograd chains dS/ds = (p(t) + p(-t)) t (1 - t) [* max|w|].
 
-import { ArgumentError, Tensor, full, record } from '../core/index.js';
+import { ArgumentError, Tensor, full, noGrad, record } from '../core/index.js';
 import type { DensityEstimator } from './density.js';
 import { absWeights, type PrunableLayer } from './layers.js';
 import { countPruned } from './masks.js';
 
-/** S_l(t) = #{|w| <= t} / n, with dS/dt = p(t) + p(-t). The weights receive no gradient through it. */
+/**
+ * S_l(t) = #{|w| <= t} / n, with dS/dt = p(t) + p(-t). The weights receive no gradient through it. Weights on a
+ * device stay there: the count runs with the backend's kernels (a device scalar) and the density reads back scalars
+ * only (densityOnDevice).
+ */
 export function layerSparsity(weight: Tensor, threshold: Tensor, est: DensityEstimator): Tensor {
   if (threshold.size !== 1) throw new ArgumentError(`layerSparsity: threshold must hold one value, got shape [${threshold.shape}]`);
+  if (!weight.isHost) return layerSparsityOnDevice(weight, threshold, est);
   const w = weight.toArray();
   const t = threshold.item();
   const s = full([], countPruned(w, t) / w.length, { dtype: threshold.dtype });
@@ -18,6 +23,41 @@ export function layerSparsity(weight: Tensor, threshold: Tensor, est: DensityEst
   return record('layerSparsity', s, [threshold], (g) => {
     const [pPos, pNeg] = est.density(w, [t, -t]);
     return [g.mul(pPos + pNeg).reshape(threshold.shape)];
+  });
+}
+
+function layerSparsityOnDevice(weight: Tensor, threshold: Tensor, est: DensityEstimator): Tensor {
+  const w = weight.detach();
+  // isPruned's rule, |w| <= t, as a 0/1 sum: exact in float32 below 2^24 weights
+  const s = noGrad(() => w.abs().le(threshold.detach().reshape([])).sum().div(w.size)).to(threshold.dtype);
+  return record('layerSparsity', s, [threshold], (g) => {
+    const t = threshold.item();
+    const [pPos, pNeg] = densityOnDevice(est, w, [t, -t]);
+    return [g.mul(pPos + pNeg).reshape(threshold.shape)];
+  });
+}
+
+/**
+ * est's density of a device tensor's values at the points. The histogram counts its two bins with the backend's
+ * kernels and reads back scalars (min, max, counts); other estimators read the weights back.
+ */
+function densityOnDevice(est: DensityEstimator, w: Tensor, points: readonly number[]): number[] {
+  const bins = est.histogramBins;
+  if (bins === undefined) return est.density(w.toArray(), points);
+  const n = w.size;
+  const lo = w.min().item(), hi = w.max().item();
+  if (n === 0 || !(hi > lo)) return points.map(() => 0);
+  const width = (hi - lo) / bins;
+  return points.map((p) => {
+    if (p < lo || p > hi) return 0;
+    // the bin of p by histogramDensity's rule, and its value range [a, b) ([a, hi] for the last bin)
+    const b = Math.min(bins - 1, Math.floor((p - lo) / width));
+    const inBin = noGrad(() => {
+      const above = b === 0 ? null : w.sub(lo).div(width).ge(b);
+      const below = b === bins - 1 ? null : w.sub(lo).div(width).lt(b + 1);
+      return above && below ? above.mul(below) : (above ?? below ?? w.mul(0).add(1));
+    });
+    return inBin.sum().item() / (width * n);
   });
 }
 

@@ -7,12 +7,15 @@ export interface DensityEstimator {
   readonly name: string;
   /** The estimated density of the values in w at each of the points. */
   density(w: ArrayLike<number>, points: readonly number[]): number[];
+  /** A histogram's bin count (the bridge counts a bin on a device with it); absent for other estimators. */
+  readonly histogramBins?: number;
 }
 
 /** Histogram density: count / (bin width * n) of the bin holding the point, 0 outside [min, max]. */
 export function histogramDensity(bins = 100): DensityEstimator {
   return {
     name: `histogram(${bins})`,
+    histogramBins: bins,
     density(w, points) {
       const n = w.length;
       let lo = Infinity;

@@ -13,7 +13,7 @@
 // calibration's keyedLoader), the teacher's logits come from a cache (sparsity/teacher-cache.ts): the teacher runs
 // only on views it has not seen, with the same logits, so the run is unchanged.
 
-import { ArgumentError, NumericError, Tensor, noGrad, tensor } from '../core/index.js';
+import { ArgumentError, NumericError, Tensor, backend, noGrad, tensor } from '../core/index.js';
 import { CosineWarmupLR, SGD, withParametrizations, type Module, type Parametrization } from '../nn/index.js';
 import { blockNames, captureModuleOutputs } from './features.js';
 import { evaluate, neededModules, objectiveFromConfig, type Objective, type ObjectiveConfig, type TermSpec } from './objective.js';
@@ -135,7 +135,9 @@ export async function distill(input: DistillInput, layers: readonly ModuleLayer[
       for (let step = 0; step < cfg.iters; step++) {
         if (step > 0 && step % every === 0) good = { state: snapshot(), iteration: step - 1 };
         const b = await input.batch(step);
-        const { images: x, keys } = b instanceof Tensor ? { images: b, keys: undefined } : b;
+        const { images: batchImages, keys } = b instanceof Tensor ? { images: b, keys: undefined } : b;
+        // one upload per batch where the backend keeps arrays on a device (the model was moved there)
+        const x = deviceOf(model) ? batchImages.detach().moveTo(backend()) : batchImages;
         if (keys && keys.length !== x.shape[0]) throw new ArgumentError(`distill: batch ${step} has ${keys.length} view keys for ${x.shape[0]} images`);
         const layerSparsity = masks.begin();
         const layerS = new Map<string, Tensor>();
@@ -188,9 +190,14 @@ export async function distill(input: DistillInput, layers: readonly ModuleLayer[
   return history;
 }
 
+/** Whether the model's parameters live on a device (Module.moveTo), not on the host. */
+const deviceOf = (model: Module): boolean => model.parameters().some((p) => !p.isHost);
+
 function checkFiniteWeights(layers: readonly ModuleLayer[], step: number): void {
   for (const l of layers) {
-    const w = l.weight.data;
+    // on a device: count the non-finite weights there (w - w is 0 only for finite w), read back only to name one
+    if (!l.weight.isHost && noGrad(() => l.weight.sub(l.weight).eq(0).sum()).item() === l.weight.size) continue;
+    const w = l.weight.toArray();
     for (let i = 0; i < w.length; i++) {
       if (!Number.isFinite(w[i])) throw new NumericError(`distill: weight ${l.name} holds ${w[i]} after iteration ${step}`);
     }

@@ -9,8 +9,11 @@ import * as assert from 'uvu/assert';
 import { test } from 'uvu';
 import '../core/backend/all.js';
 import { GpuArray, createGpujsBackend } from '../core/backend/gpujs/index.js';
-import { F, Generator, PtslabError, randn, ones, zeros, withBackend, type Tensor } from '../core/index.js';
+import { F, Generator, PtslabError, randn, ones, tensor, zeros, withBackend, type Tensor } from '../core/index.js';
 import { SGD, zeroMasked } from '../nn/index.js';
+import { layerSparsity } from '../sparsity/bridge.js';
+import { histogramDensity } from '../sparsity/density.js';
+import { gpujsFcptsSteps } from '../scripts/gpujs-fcpts-step.js';
 import { throwsMatching } from './helpers/throws.js';
 
 const created = createGpujsBackend({ minElementwise: 0, minWork: 0 });
@@ -160,6 +163,37 @@ if (mode !== 'headlessgl') {
       close('sgd', p.toArray(), want, 1e-5);
       assert.ok(Array.from(p.toArray()).some((v) => v === 0), 'masked weights are exactly zero');
     });
+  });
+
+  test('the bridge on device weights: the same layer sparsity and threshold gradient as on the host', () => {
+    const w = randn([8, 4, 3, 3], { generator: new Generator(21) });
+    const run = (weights: Tensor) => {
+      const t = tensor(0.3, [], { requiresGrad: true });
+      const s = layerSparsity(weights, t, histogramDensity(100));
+      s.backward();
+      return { s: s.item(), g: t.grad!.item() };
+    };
+    const want = withBackend('reference', () => run(w));
+    const wd = w.detach().clone().moveTo(gb);
+    gb.resetTransfers();
+    const got = withBackend(gb, () => run(wd));
+    assert.is(got.s, want.s, 'the count is exact');
+    assert.ok(Math.abs(got.g - want.g) <= 1e-5 * Math.abs(want.g), `gradient ${got.g} vs ${want.g}`);
+    const tr = gb.transfers();
+    assert.is(tr.readbackBytes, 4 * tr.readbacks, `only scalars come back: ${JSON.stringify(tr)}`);
+  });
+
+  test('an FCPTS step on ResNet-20 (model on the device) uploads the batch and reads back scalars only', async () => {
+    const batch = 2;
+    const { steps } = await gpujsFcptsSteps(batch, 2);
+    for (const s of steps) {
+      const batchBytes = 4 * batch * 28 * 28;
+      // the batch, and one host vector of the batch's size that the objective's backward multiplies by
+      assert.ok(s.uploads <= 2 && s.uploadBytes <= batchBytes + 4 * batch, `iteration ${s.step}: ${JSON.stringify(s)}`);
+      assert.is(s.readbackBytes, 4 * s.readbacks, `iteration ${s.step} read back more than scalars: ${JSON.stringify(s)}`);
+      // per prunable layer (22): its threshold, min and max, two histogram bins; the loss terms and the sparsity
+      assert.ok(s.readbacks <= 8 * 22, `iteration ${s.step}: ${s.readbacks} readbacks`);
+    }
   });
 
   test('after dispose(), a device array says it was freed instead of returning garbage', () => {

@@ -3,7 +3,7 @@
 // place on the parameter's own storage (parameters are contiguous leaves), then calls the post-step hooks in order;
 // zeroMasked(masks) is a ready-made hook that keeps pruned weights at exactly zero.
 
-import { ArgumentError, type Storage } from '../../core/index.js';
+import { ArgumentError, hostElements, where, type Storage } from '../../core/index.js';
 import type { HookHandle } from '../module.js';
 import { Tensor, flatData, noGrad } from '../tensor-utils.js';
 
@@ -56,6 +56,14 @@ export abstract class Optimizer<O extends { lr: number }> {
   /** Check a group's options; throws ArgumentError naming the bad value. */
   protected abstract validate(group: ParamGroup<O>): void;
 
+  /**
+   * The update for a parameter (or gradient) that lives on a device, written with tensor ops so that it runs there
+   * (copy_ writes p in place). Optimizers without one refuse device parameters with an error naming the device.
+   */
+  protected updateOnDevice(p: Tensor, _g: Tensor, _state: Record<string, any>, _group: ParamGroup<O>): void {
+    hostElements(p.isHost ? p.grad! : p, `${this.constructor.name} step`);
+  }
+
   /** Update one parameter in place from its gradient. */
   protected abstract update(ctx: UpdateContext, group: ParamGroup<O>): void;
 
@@ -65,10 +73,14 @@ export abstract class Optimizer<O extends { lr: number }> {
       for (const group of this.paramGroups) {
         for (const p of group.params) {
           if (p.grad === null) continue;
-          const g = flatData(p.grad);
           let state = this.state.get(p);
           if (!state) this.state.set(p, (state = {}));
-          this.update({ p: p.data, pOff: p.offset, g: g.data, gOff: g.offset, n: p.size, state }, group);
+          if (!p.isHost || !p.grad.isHost) {
+            this.updateOnDevice(p, p.grad, state, group);
+            continue;
+          }
+          const g = flatData(p.grad, 'optimizer step');
+          this.update({ p: hostElements(p, 'optimizer step'), pOff: p.offset, g: g.data, gOff: g.offset, n: p.size, state }, group);
         }
       }
       for (const h of this.hooks.values()) h(this);
@@ -110,8 +122,14 @@ export function zeroMasked(masks: Map<Tensor, Tensor>): PostStepHook {
   }
   return () => {
     for (const [p, m] of masks) {
-      const md = flatData(m);
-      for (let i = 0; i < p.size; i++) if (md.data[md.offset + i] === 0) p.data[p.offset + i] = 0;
+      if (!p.isHost || !m.isHost) {
+        // on a device: p = m == 0 ? 0 : p, with its kernels
+        p.copy_(where(m.eq(0), 0, p).reshape(p.shape));
+        continue;
+      }
+      const md = flatData(m, 'zeroMasked');
+      const pd = hostElements(p, 'zeroMasked');
+      for (let i = 0; i < p.size; i++) if (md.data[md.offset + i] === 0) pd[p.offset + i] = 0;
     }
   };
 }

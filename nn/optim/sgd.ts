@@ -2,7 +2,7 @@
 //   g = grad + wd * p;  buf = g on the first step, else momentum * buf + (1 - dampening) * g;
 //   g = nesterov ? g + momentum * buf : buf;  p -= lr * g
 
-import { ArgumentError, type Storage } from '../../core/index.js';
+import { ArgumentError, type Storage, type Tensor } from '../../core/index.js';
 import { Optimizer, type ParamGroup, type ParamsArg, type UpdateContext } from './optimizer.js';
 
 export interface SGDOptions {
@@ -39,6 +39,22 @@ export class SGD extends Optimizer<SGDOptions> {
       return;
     }
     momentumStep(p, pOff, g, gOff, buf, n, sign, wd, lr, momentum, 1 - dampening, nesterov);
+  }
+
+  /** The same rule with tensor ops, for parameters on a device (each op rounds to float32 there). */
+  protected override updateOnDevice(p: Tensor, g: Tensor, state: Record<string, any>, o: ParamGroup<SGDOptions>): void {
+    const { lr, momentum, dampening, weightDecay: wd, nesterov } = o;
+    let d = o.maximize ? g.neg() : g;
+    if (wd !== 0) d = d.add(p.mul(wd));
+    let step = d;
+    if (momentum !== 0) {
+      const buf = state.momentumBuffer as Tensor | undefined;
+      if (buf === undefined) state.momentumBuffer = d.clone();
+      else buf.copy_(buf.mul(momentum).add(d.mul(1 - dampening)));
+      const b = state.momentumBuffer as Tensor;
+      step = nesterov ? d.add(b.mul(momentum)) : b;
+    }
+    p.copy_(p.sub(step.mul(lr)));
   }
 }
 

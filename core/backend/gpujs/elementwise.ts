@@ -1,5 +1,6 @@
-// Elementwise unary and binary ops on gpu.js, for dense (contiguous, same-shape, no broadcast) float32 inputs. Each
-// op's expression is baked into its own kernel, one per (op, length). pow is left to the reference backend: GLSL's
+// Elementwise ops, where, clamp and reductions on gpu.js, over flat float32 operands (the backend gathers strided and
+// broadcast views first; a broadcast scalar is passed as a number). Each op's expression is baked into its own
+// kernel, one per (op, length, scalar pattern). pow is left to the reference backend: GLSL's
 // pow is undefined for a negative base, which JavaScript's Math.pow answers for integer exponents.
 // NaN: relu, maximum and minimum propagate NaN as the reference does, through explicit x !== x tests (which a GPU
 // driver's compiler could still fold away: Mesa's folds `v <= 0.0 ? 0.0 : v` to 0 for NaN). Comparisons with a NaN
@@ -10,19 +11,19 @@ import { OWNED, type Flat, type KernelCache } from './kernels.js';
 import type { KernelResult } from './loader.js';
 
 const unaryExpr: Record<UnaryOp, string> = {
-  neg: '-v',
-  exp: 'Math.exp(v)',
-  log: 'Math.log(v)',
-  sqrt: 'Math.sqrt(v)',
-  abs: 'Math.abs(v)',
-  sign: 'v > 0.0 ? 1.0 : (v < 0.0 ? -1.0 : 0.0)',
+  neg: '-u',
+  exp: 'Math.exp(u)',
+  log: 'Math.log(u)',
+  sqrt: 'Math.sqrt(u)',
+  abs: 'Math.abs(u)',
+  sign: 'u > 0.0 ? 1.0 : (u < 0.0 ? -1.0 : 0.0)',
   // 1 / (1 + e^-v): e^-v overflows to +inf for v << 0, giving 0, as it should.
-  sigmoid: '1.0 / (1.0 + Math.exp(-v))',
+  sigmoid: '1.0 / (1.0 + Math.exp(-u))',
   // tanh v = sign(v) (1 - e^-2|v|) / (1 + e^-2|v|): no overflow for any v.
-  tanh: '(v < 0.0 ? -1.0 : 1.0) * (1.0 - Math.exp(-2.0 * Math.abs(v))) / (1.0 + Math.exp(-2.0 * Math.abs(v)))',
-  // NaN stays NaN, as in the reference and PyTorch. The explicit v !== v test is needed: Mesa's GLSL compiler
-  // folds v <= 0.0 (and v * 0.0) as if v were never NaN.
-  relu: '(v > 0.0 || v !== v) ? v : 0.0',
+  tanh: '(u < 0.0 ? -1.0 : 1.0) * (1.0 - Math.exp(-2.0 * Math.abs(u))) / (1.0 + Math.exp(-2.0 * Math.abs(u)))',
+  // NaN stays NaN, as in the reference and PyTorch. The explicit u !== u test is needed: Mesa's GLSL compiler
+  // folds u <= 0.0 (and u * 0.0) as if u were never NaN.
+  relu: '(u > 0.0 || u !== u) ? u : 0.0',
 };
 
 const binaryExpr: Record<Exclude<BinaryOp, 'pow'>, string> = {
@@ -43,46 +44,38 @@ const binaryExpr: Record<Exclude<BinaryOp, 'pow'>, string> = {
 export const gpuBinaryOps = new Set<BinaryOp>(Object.keys(binaryExpr) as BinaryOp[]);
 
 /** op(x) over n flat values; the result is the caller's (an owned texture on WebGL). */
-export function gpuUnary(cache: KernelCache, op: UnaryOp, x: Flat, n: number): KernelResult {
-  const key = `unary:${op}:${n}`;
-  const k = cache.get(key, () => `function(a) {\n  const v = a[this.thread.x];\n  return ${unaryExpr[op]};\n}`, {
-    output: [n],
-    ...OWNED,
-  });
-  return cache.run(key, k, x);
+/**
+ * An elementwise kernel over n flat values: expr reads the operands as u, v, w (in order); each operand is a flat
+ * array (read at the thread's index) or a number (a uniform: a scalar operand costs no upload and no texture).
+ * One kernel per (name, n, which operands are numbers).
+ */
+function elementwise(cache: KernelCache, name: string, expr: string, args: readonly (Flat | number)[], n: number): KernelResult {
+  const names = ['u', 'v', 'w'];
+  const pattern = args.map((a) => (typeof a === 'number' ? 's' : 'a')).join('');
+  const key = `${name}:${n}:${pattern}`;
+  const source = () => `function(${args.map((_, i) => `p${i}`).join(', ')}) {
+${args.map((a, i) => `  const ${names[i]} = ${typeof a === 'number' ? `p${i}` : `p${i}[this.thread.x]`};`).join('\n')}
+  return ${expr};
+}`;
+  return cache.run(key, cache.get(key, source, { output: [n], ...OWNED }), ...args);
 }
 
-/** op(a, b) over n flat values of each. */
-export function gpuBinary(cache: KernelCache, op: Exclude<BinaryOp, 'pow'>, a: Flat, b: Flat, n: number): KernelResult {
-  const key = `binary:${op}:${n}`;
-  const k = cache.get(
-    key,
-    () => `function(a, b) {\n  const u = a[this.thread.x];\n  const v = b[this.thread.x];\n  return ${binaryExpr[op]};\n}`,
-    { output: [n], ...OWNED },
-  );
-  return cache.run(key, k, a, b);
-}
+/** op(x) over n flat values; the result is the caller's (an owned texture on WebGL). */
+export const gpuUnary = (cache: KernelCache, op: UnaryOp, x: Flat, n: number): KernelResult =>
+  elementwise(cache, `unary:${op}`, unaryExpr[op], [x], n);
+
+/** op(a, b) over n flat values of each; either may be a number (a broadcast scalar). */
+export const gpuBinary = (cache: KernelCache, op: Exclude<BinaryOp, 'pow'>, a: Flat | number, b: Flat | number, n: number): KernelResult =>
+  elementwise(cache, `binary:${op}`, binaryExpr[op], [a, b], n);
 
 /** cond != 0 ? a : b over n flat values; a NaN condition picks a, as in the reference (Mesa folds NaN != 0 to false). */
-export function gpuWhere(cache: KernelCache, cond: Flat, a: Flat, b: Flat, n: number): KernelResult {
-  const key = `where:${n}`;
-  const k = cache.get(key, () => `function(c, a, b) {\n  const i = this.thread.x;\n  const v = c[i];\n  return (v !== 0.0 || v !== v) ? a[i] : b[i];\n}`, {
-    output: [n],
-    ...OWNED,
-  });
-  return cache.run(key, k, cond, a, b);
-}
+export const gpuWhere = (cache: KernelCache, cond: Flat | number, a: Flat | number, b: Flat | number, n: number): KernelResult =>
+  elementwise(cache, 'where', '(u !== 0.0 || u !== u) ? v : w', [cond, a, b], n);
 
 /** min(max(x, lo), hi) over n flat values, lo and hi finite (baked into the kernel); NaN stays NaN. */
 export function gpuClamp(cache: KernelCache, x: Flat, lo: number, hi: number, n: number): KernelResult {
-  const key = `clamp:${lo}:${hi}:${n}`;
   const [l, h] = [lo, hi].map((v) => (Number.isInteger(v) ? `${v}.0` : `${v}`));
-  const k = cache.get(
-    key,
-    () => `function(a) {\n  const v = a[this.thread.x];\n  return v !== v ? v : (v < ${l} ? ${l} : (v > ${h} ? ${h} : v));\n}`,
-    { output: [n], ...OWNED },
-  );
-  return cache.run(key, k, x);
+  return elementwise(cache, `clamp:${lo}:${hi}`, `u !== u ? u : (u < ${l} ? ${l} : (u > ${h} ? ${h} : u))`, [x], n);
 }
 
 /**

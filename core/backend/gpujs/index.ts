@@ -68,6 +68,10 @@ const delegated = {
   sparseConv2d: null, sparseLinear: null,
 } as const;
 
+/** The value of a float32 host view that shows one element everywhere (a broadcast scalar), else null. */
+const scalarOf = (v: View): number | null =>
+  v.data instanceof Float32Array && v.shape.every((d, i) => d === 1 || v.strides[i] === 0) ? v.data[v.offset] : null;
+
 const f32 = (v: View) => v.data instanceof Float32Array || v.data instanceof GpuArray;
 const onDevice = (...vs: (View | null)[]) => vs.some((v) => v !== null && v.data instanceof GpuArray);
 const vecView = (d: TensorData): View => ({ data: d, shape: [d.length], strides: [1], offset: 0 });
@@ -100,12 +104,19 @@ export function createGpujsBackend(opts: GpujsOptions = {}): GpujsBackend | { un
    * Run a kernel on the views' operands (device views stay on the device), owning its result; null when some
    * device view cannot be handed over as it is (the caller then delegates, reading it back).
    */
-  const launch = (views: (View | null)[], n: number, k: (args: (Flat | null)[]) => KernelResult): Float32Array | GpuArray | null => {
+  const launch = <A extends Flat | number = Flat>(
+    views: (View | null)[], n: number, k: (args: (A | null)[]) => KernelResult, scalars = false,
+  ): Float32Array | GpuArray | null => {
     const kc = kernels();
-    const ops = views.map((v) => (v ? operand(kc, v, traffic) : { arg: null, release: () => undefined }));
+    const ops = views.map((v) => {
+      if (!v) return { arg: null, release: () => undefined };
+      // a host scalar broadcast to the shape (x * 2, where(m, 0, p)) is a kernel argument, not an upload
+      const s = scalars ? scalarOf(v) : null;
+      return s !== null ? { arg: s, release: () => undefined } : operand(kc, v, traffic);
+    });
     try {
       if (ops.some((o) => o === null)) return null;
-      return own(k(ops.map((o) => o!.arg)), n, traffic, kc, live);
+      return own(k(ops.map((o) => o!.arg as A | null)), n, traffic, kc, live);
     } finally {
       for (const o of ops) o?.release();
     }
@@ -159,12 +170,12 @@ export function createGpujsBackend(opts: GpujsOptions = {}): GpujsBackend | { un
     binary(op: Parameters<Backend['binary']>[0], a: View, b: View): TensorData {
       const n = numel(a.shape);
       if (op === 'pow' || !gpuBinaryOps.has(op) || !elementwise([a, b])) return ref.binary(op, a, b);
-      return launch([a, b], n, ([u, v]) => gpuBinary(kernels(), op as Exclude<typeof op, 'pow'>, u!, v!, n)) || ref.binary(op, a, b);
+      return launch<Flat | number>([a, b], n, ([u, v]) => gpuBinary(kernels(), op as Exclude<typeof op, 'pow'>, u!, v!, n), true) || ref.binary(op, a, b);
     },
 
     where(cond: View, a: View, b: View): TensorData {
       const n = numel(a.shape);
-      return (elementwise([cond, a, b]) && launch([cond, a, b], n, ([c, u, v]) => gpuWhere(kernels(), c!, u!, v!, n))) || ref.where(cond, a, b);
+      return (elementwise([cond, a, b]) && launch<Flat | number>([cond, a, b], n, ([c, u, v]) => gpuWhere(kernels(), c!, u!, v!, n), true)) || ref.where(cond, a, b);
     },
 
     clamp(x: View, lo: number, hi: number): TensorData {

@@ -1,0 +1,79 @@
+// FCPTS iterations on the gpujs backend with the model on the device: per iteration, its ms and the host <-> device
+// traffic the backend counted (uploads and readbacks, with bytes). The benchmark pair of scripts/bench-fcpts.ts
+// (fmnist-resnet20, seeded random init, synthetic randn batches [B, 1, 28, 28], target 0.8), moved to the device with
+// Module.moveTo; `--host` leaves the model on the host instead (every kernel then uploads its operands and reads its
+// result back: what the backend did before device arrays). Run in WebGL mode:
+//   PTSLAB_GPUJS_MODE=headlessgl xvfb-run -a -s "-screen 0 640x480x24" node dist/scripts/gpujs-fcpts-step.js [batch] [iters] [--host] [--json] [--profile]
+
+import { formatProfile, profileOpsAsync, randn, withBackend } from '../core/index.js';
+import { createGpujsBackend } from '../core/backend/gpujs/index.js';
+import type { TransferStats } from '../core/backend/types.js';
+import { fcpts } from '../sparsity/fcpts.js';
+import { benchmarkPair } from './bench-fcpts.js';
+import { median } from './bench-models.js';
+
+export interface StepRecord extends TransferStats {
+  step: number;
+  ms: number;
+}
+
+/**
+ * `iters` FCPTS iterations at `batch` on a fresh gpujs backend; the model on the device unless onHost; with profile,
+ * also the per-op profile of the iterations after the first (core/profile.ts) as a table.
+ */
+export async function gpujsFcptsSteps(batch: number, iters: number, onHost = false, profile = false): Promise<{ mode: string; steps: StepRecord[]; profile?: string }> {
+  const gb = createGpujsBackend();
+  if ('unavailable' in gb) throw new Error(`gpujs is not available here: ${gb.unavailable}`);
+  const { model, teacher } = benchmarkPair();
+  if (!onHost) {
+    model.moveTo(gb);
+    teacher.moveTo(gb);
+  }
+  const x = randn([batch, 1, 28, 28]);
+  const steps: StepRecord[] = [];
+  let start = 0;
+  let table: string | undefined;
+  try {
+    const run = (reset?: () => void) =>
+      fcpts(
+        {
+          model,
+          teacher,
+          calibSize: 1024,
+          batch: async (step) => {
+            if (step === 1) reset?.();
+            gb.resetTransfers();
+            start = performance.now();
+            // a fresh host batch each iteration, as a loader gives
+            return x.clone();
+          },
+          onStep: (log) => steps.push({ step: log.step, ms: performance.now() - start, ...gb.transfers() }),
+        },
+        { sparsity: 0.8, iters, batchSize: batch },
+      );
+    await withBackend(gb, async () => {
+      if (!profile) return void (await run());
+      const r = await profileOpsAsync((ctl) => run(() => ctl.reset()));
+      table = formatProfile(r.profile, { top: 14, per: iters - 1 });
+    });
+  } finally {
+    gb.dispose();
+  }
+  return { mode: gb.mode, steps, ...(table ? { profile: table } : {}) };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+  const batch = Number(args[0] ?? 16), iters = Number(args[1] ?? 4);
+  const onHost = process.argv.includes('--host');
+  const { mode, steps, profile } = await gpujsFcptsSteps(batch, iters, onHost, process.argv.includes('--profile'));
+  if (process.argv.includes('--json')) console.log(JSON.stringify({ batch, iters, onHost, mode, steps }));
+  else {
+    console.log(`gpujs (${mode}) FCPTS on fmnist-resnet20, batch ${batch}, model on the ${onHost ? 'host' : 'device'}`);
+    for (const s of steps) {
+      console.log(`  iteration ${s.step}: ${s.ms.toFixed(0)} ms, ${s.uploads} uploads (${s.uploadBytes} B), ${s.readbacks} readbacks (${s.readbackBytes} B)`);
+    }
+    console.log(`  median after the first: ${median(steps.slice(1).map((s) => s.ms)).toFixed(0)} ms`);
+    if (profile) console.log(profile);
+  }
+}
