@@ -20,9 +20,9 @@
 
 import type { Conv2dParams } from '../types.js';
 import { convOut } from '../reference.js';
-import { MAX_EXACT, MAX_QUOTIENT, OWNED, type Flat, type KernelCache } from './kernels.js';
+import { MAX_EXACT, MAX_QUOTIENT, OWNED, asOperand, planeGrid, planeThread, present, type Flat, type KernelCache } from './kernels.js';
 import type { KernelResult } from './loader.js';
-import { operand, operandKey, planeGrid, planeThread } from './gemm.js';
+
 
 interface Geometry {
   N: number; C: number; H: number; W: number; O: number; Cg: number; KH: number; KW: number; OH: number; OW: number;
@@ -156,7 +156,7 @@ export function gpuConv2d(
 ): KernelResult {
   const g = geometry(xShape, wShape, p);
   const grid = planeGrid(cache, g.N * g.O, g.OH, g.OW);
-  const key = `conv:${paramKey(g, p)}:${grid.length}d:${operandKey(x, w, bias)}`;
+  const key = `conv:${paramKey(g, p)}:${grid.length}d:${present(x, w, bias)}`;
   const k = cache.get(key, () => forwardSource(grid, bias !== null), { output: grid, constants: constants(g, p), ...OWNED });
   return bias ? cache.run(key, k, x, w, bias) : cache.run(key, k, x, w);
 }
@@ -167,7 +167,7 @@ export function gpuConv2dBackwardInput(
 ): KernelResult {
   const g = geometry(xShape, wShape, p);
   const grid = planeGrid(cache, g.N * g.C, g.H, g.W);
-  const key = `convgx:${paramKey(g, p)}:${grid.length}d:${operandKey(gy, w)}`;
+  const key = `convgx:${paramKey(g, p)}:${grid.length}d`;
   const k = cache.get(key, () => inputGradSource(grid), { output: grid, constants: constants(g, p), ...OWNED });
   return cache.run(key, k, gy, w);
 }
@@ -182,7 +182,7 @@ export function gpuConv2dBackwardWeight(
 ): KernelResult {
   const g = geometry(xShape, wShape, p);
   const c = constants(g, p);
-  const base = `${paramKey(g, p)}:${operandKey(gy, x)}`;
+  const base = `${paramKey(g, p)}`;
   if (!partialFits(cache, g)) {
     const key = `convgw:${base}`;
     const k = cache.get(key, () => weightGradSource(true), { output: [g.Kg, g.O], constants: c, ...OWNED });
@@ -193,8 +193,8 @@ export function gpuConv2dBackwardWeight(
     constants: c,
     pipeline: true,
   });
-  const part = operand(cache.run(`convgwpart:${base}`, kp, gy, x), g.N * g.O * g.Kg);
-  const sumKey = `convgwsum:${g.N}x${g.O}x${g.Kg}:${operandKey(part)}`;
+  const part = asOperand(cache.run(`convgwpart:${base}`, kp, gy, x), g.N * g.O * g.Kg);
+  const sumKey = `convgwsum:${g.N}x${g.O}x${g.Kg}`;
   const ks = cache.get(sumKey, () => sampleSumSource, { output: [g.Kg, g.O], constants: { N: g.N, O: g.O, Kg: g.Kg }, ...OWNED });
   return cache.run(sumKey, ks, part);
 }

@@ -140,6 +140,39 @@ const argKind = (a: unknown): string =>
     // a texture's class names its layout (1-D, 2-D, 3-D outputs make different classes)
     : isTexture(a as KernelResult) ? (a as object).constructor.name : 'i';
 
+/**
+ * Key fragment for a kernel whose source depends on which optional operands are present: 'x' or '-' per operand.
+ * (How each operand is stored needs no key: KernelCache.run compiles a sibling per argument kind.)
+ */
+export const present = (...xs: readonly unknown[]): string => xs.map((x) => (x === null || x === undefined ? '-' : 'x')).join('');
+
+/** A kernel result as an operand of the next kernel: the texture itself, else its n values as one flat array. */
+export function asOperand(r: KernelResult, n: number): Flat {
+  return isTexture(r) ? r : readFlat(r, n);
+}
+
+/**
+ * Output dims for a row-major [rows, h, w] tensor: 'flat' 2-D [h*w, rows] (a thread splits its in-plane index q into
+ * (y, x) with one small division; gpu.js also indexes 2-D outputs with less work) when the plane fits one texture
+ * side and the exact-quotient range, else 'split' 3-D [w, h, rows] (packed near-square by gpu.js).
+ */
+export function planeGrid(cache: KernelCache, rows: number, h: number, w: number): number[] {
+  return h * w < MAX_QUOTIENT && cache.fitsTexture([h * w, rows]) ? [h * w, rows] : [w, h, rows];
+}
+
+/** Kernel prelude for a planeGrid output: declares the thread's row and its (y, x) in a plane of width constant w. */
+export function planeThread(grid: readonly number[], row: string, y: string, x: string, w: string): string {
+  return grid.length === 2
+    ? `const q = this.thread.x;
+  const ${row} = this.thread.y;
+  const ${y} = Math.floor((q + 0.5) / this.constants.${w});
+  const ${x} = q - ${y} * this.constants.${w};`
+    : `const ${x} = this.thread.x;
+  const ${y} = this.thread.y;
+  const ${row} = this.thread.z;`;
+}
+
+
 /** A flat, contiguous Float32Array of exactly n values from any kernel result (copies only when it must). */
 export function readFlat(r: KernelResult, n: number, out?: Float32Array, at = 0): Float32Array {
   const v = isTexture(r) ? r.toArray() : r;

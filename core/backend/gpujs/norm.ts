@@ -15,9 +15,9 @@
 // [H*W, N*C], or 3-D [W, H, N*C] when H*W exceeds a texture side. Index arithmetic is float32 on WebGL: flat indices
 // stay below MAX_EXACT = 2^24 and the divided row below MAX_QUOTIENT = 2^20 (batchNormFits).
 
-import { MAX_EXACT, MAX_QUOTIENT, OWNED, type Flat, type KernelCache } from './kernels.js';
+import { MAX_EXACT, MAX_QUOTIENT, OWNED, asOperand, planeGrid, planeThread, present, type Flat, type KernelCache } from './kernels.js';
 import type { KernelResult } from './loader.js';
-import { operand, operandKey, planeGrid, planeThread } from './gemm.js';
+
 
 export function batchNormFits(cache: KernelCache, shape: readonly number[]): boolean {
   const [N, C, H, W] = shape;
@@ -66,10 +66,10 @@ const channelSumSource = `function(part) {
 /** Per-channel sum over N, H, W of one of the sumSources, divided by div: an OWNED [C] result. */
 function channelSum(cache: KernelCache, shape: readonly number[], what: keyof typeof sumSources, div: number, args: Flat[]): KernelResult {
   const { N, C, HW } = dims(shape);
-  const pk = `bnpart:${what}:${keyOf(shape)}:${operandKey(...args)}`;
+  const pk = `bnpart:${what}:${keyOf(shape)}`;
   const kp = cache.get(pk, () => sumSources[what], { output: [C, N], constants: { C, HW }, pipeline: true });
-  const part = operand(cache.run(pk, kp, ...args), N * C);
-  const sk = `bnsum:${N}x${C}:${div}:${operandKey(part)}`;
+  const part = asOperand(cache.run(pk, kp, ...args), N * C);
+  const sk = `bnsum:${N}x${C}:${div}`;
   const ks = cache.get(sk, () => channelSumSource, { output: [C], constants: { N, C, DIV: div }, ...OWNED });
   return cache.run(sk, ks, part);
 }
@@ -78,7 +78,7 @@ function channelSum(cache: KernelCache, shape: readonly number[], what: keyof ty
 export function gpuBatchNormStats(cache: KernelCache, x: Flat, shape: readonly number[]): { mean: KernelResult; variance: KernelResult } {
   const { C, M } = dims(shape);
   const mean = channelSum(cache, shape, 'x', M, [x]);
-  const variance = channelSum(cache, shape, 'sq', M, [x, operand(mean, C)]);
+  const variance = channelSum(cache, shape, 'sq', M, [x, asOperand(mean, C)]);
   return { mean, variance };
 }
 
@@ -99,7 +99,7 @@ export function gpuBatchNormForward(
 ): KernelResult {
   const { N, C, H, W } = dims(shape);
   const grid = planeGrid(cache, N * C, H, W);
-  const key = `bnfwd:${keyOf(shape)}:${grid.length}d:${operandKey(x, mean, invstd, weight, bias)}`;
+  const key = `bnfwd:${keyOf(shape)}:${grid.length}d:${present(x, mean, invstd, weight, bias)}`;
   const k = cache.get(key, () => forwardSource(grid, weight !== null, bias !== null), { output: grid, constants: { C, H, W }, ...OWNED });
   const args = [x, mean, invstd, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
   return cache.run(key, k, ...args);
@@ -123,8 +123,8 @@ export function gpuBatchNormBackward(
   const gweight = channelSum(cache, shape, 'gyxhat', 1, [gy, x, mean, invstd]);
   const grid = planeGrid(cache, N * C, H, W);
   const args: Flat[] = [gy, invstd, ...(weight ? [weight] : [])];
-  if (training) args.push(x, mean, operand(gbias, C), operand(gweight, C));
-  const key = `bngrad:${keyOf(shape)}:${+training}:${grid.length}d:${operandKey(...args)}`;
+  if (training) args.push(x, mean, asOperand(gbias, C), asOperand(gweight, C));
+  const key = `bngrad:${keyOf(shape)}:${+training}:${grid.length}d:${present(weight)}`;
   const k = cache.get(key, () => gradSource(grid, training, weight !== null), { output: grid, constants: { C, H, W, M }, ...OWNED });
   return { gx: cache.run(key, k, ...args), gweight, gbias };
 }

@@ -24,9 +24,9 @@
 
 import type { Pool2dParams } from '../types.js';
 import { poolOut } from '../reference.js';
-import { MAX_EXACT, MAX_QUOTIENT, OWNED, type Flat, type KernelCache } from './kernels.js';
+import { MAX_EXACT, MAX_QUOTIENT, OWNED, asOperand, planeGrid, planeThread, type Flat, type KernelCache } from './kernels.js';
 import type { KernelResult } from './loader.js';
-import { operand, operandKey, planeGrid, planeThread } from './gemm.js';
+
 
 /** Whether the pooling kernels' index arithmetic is exact and their outputs fit textures (else delegate). */
 export function poolFits(cache: KernelCache, xShape: readonly number[], outHW: readonly [number, number]): boolean {
@@ -105,11 +105,11 @@ export function gpuMaxPool2d(cache: KernelCache, x: Flat, xShape: readonly numbe
   const grid = planeGrid(cache, g.NC, OH, OW);
   const constants = { ...windowConstants(p), H: g.H, W: g.W, OH, OW };
   const base = `${planeKey(g)}:${paramKey(p)}:${grid.length}d`;
-  const ak = `maxpoolarg:${base}:${operandKey(x)}`;
+  const ak = `maxpoolarg:${base}`;
   const ka = cache.get(ak, () => argmaxSource(grid), { output: grid, constants, ...OWNED });
   const argmax = cache.run(ak, ka, x);
-  const am = operand(argmax, g.NC * OH * OW);
-  const vk = `maxpool:${base}:${operandKey(x, am)}`;
+  const am = asOperand(argmax, g.NC * OH * OW);
+  const vk = `maxpool:${base}`;
   const kv = cache.get(vk, () => maxGatherSource(grid), { output: grid, constants, ...OWNED });
   return { out: cache.run(vk, kv, x, am, -Infinity), argmax };
 }
@@ -158,7 +158,7 @@ export function gpuMaxPool2dBackward(
 ): KernelResult {
   const g = planes(xShape, gyShape[2], gyShape[3]);
   const grid = planeGrid(cache, g.NC, g.H, g.W);
-  const key = `maxpoolgx:${planeKey(g)}:${p ? paramKey(p) : 'all'}:${grid.length}d:${operandKey(gy, argmax)}`;
+  const key = `maxpoolgx:${planeKey(g)}:${p ? paramKey(p) : 'all'}:${grid.length}d`;
   const constants = { ...(p ? windowConstants(p) : {}), H: g.H, W: g.W, OH: g.OH, OW: g.OW };
   const k = cache.get(key, () => maxBackwardSource(grid, p !== undefined), { output: grid, constants, ...OWNED });
   return cache.run(key, k, gy, argmax);
@@ -201,7 +201,7 @@ export function gpuAvgPool2d(cache: KernelCache, x: Flat, xShape: readonly numbe
   const { OH, OW } = poolOut(xShape[2], xShape[3], p);
   const g = planes(xShape, OH, OW);
   const grid = planeGrid(cache, g.NC, OH, OW);
-  const key = `avgpool:${planeKey(g)}:${paramKey(p)}:${grid.length}d:${operandKey(x)}`;
+  const key = `avgpool:${planeKey(g)}:${paramKey(p)}:${grid.length}d`;
   const k = cache.get(key, () => avgSource(grid, p), { output: grid, constants: { ...windowConstants(p), H: g.H, W: g.W, OH, OW }, ...OWNED });
   return cache.run(key, k, x);
 }
@@ -232,7 +232,7 @@ export function gpuAvgPool2dBackward(cache: KernelCache, gy: Flat, xShape: reado
   const { OH, OW } = poolOut(xShape[2], xShape[3], p);
   const g = planes(xShape, OH, OW);
   const grid = planeGrid(cache, g.NC, g.H, g.W);
-  const key = `avgpoolgx:${planeKey(g)}:${paramKey(p)}:${grid.length}d:${operandKey(gy)}`;
+  const key = `avgpoolgx:${planeKey(g)}:${paramKey(p)}:${grid.length}d`;
   const k = cache.get(key, () => avgBackwardSource(grid, p), { output: grid, constants: { ...windowConstants(p), H: g.H, W: g.W, OH, OW }, ...OWNED });
   return cache.run(key, k, gy);
 }
@@ -273,7 +273,7 @@ export function gpuAdaptiveAvgPool2d(cache: KernelCache, x: Flat, xShape: readon
   const [OH, OW] = outSize;
   const g = planes(xShape, OH, OW);
   const grid = planeGrid(cache, g.NC, OH, OW);
-  const key = `adaptivepool:${planeKey(g)}:${grid.length}d:${operandKey(x)}`;
+  const key = `adaptivepool:${planeKey(g)}:${grid.length}d`;
   const constants = { H: g.H, W: g.W, OH, OW, CH: maxCell(g.H, OH), CW: maxCell(g.W, OW) };
   const k = cache.get(key, () => adaptiveSource(grid), { output: grid, constants, ...OWNED });
   return cache.run(key, k, x);
@@ -308,7 +308,7 @@ const adaptiveBackwardSource = (grid: readonly number[]) => `function(gy) {
 export function gpuAdaptiveAvgPool2dBackward(cache: KernelCache, gy: Flat, gyShape: readonly number[], xShape: readonly number[]): KernelResult {
   const g = planes(xShape, gyShape[2], gyShape[3]);
   const grid = planeGrid(cache, g.NC, g.H, g.W);
-  const key = `adaptivepoolgx:${planeKey(g)}:${grid.length}d:${operandKey(gy)}`;
+  const key = `adaptivepoolgx:${planeKey(g)}:${grid.length}d`;
   const constants = { H: g.H, W: g.W, OH: g.OH, OW: g.OW, RH: Math.ceil(g.OH / g.H) + 1, RW: Math.ceil(g.OW / g.W) + 1 };
   const k = cache.get(key, () => adaptiveBackwardSource(grid), { output: grid, constants, ...OWNED });
   return cache.run(key, k, gy);
