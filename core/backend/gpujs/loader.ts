@@ -77,6 +77,15 @@ interface GpuModule {
 let loaded: GpuModule | null = null;
 let loadError: string | null = null;
 
+/**
+ * Hand gpu.js over instead of requiring it: a browser bundle imports gpu.js's browser build and passes it here before
+ * the gpujs backend is first used (Node requires the package itself).
+ */
+export function provideGpujsModule(mod: unknown): void {
+  loaded = mod as GpuModule;
+  loadError = null;
+}
+
 /** The gpu.js module, or null (and the reason in gpujsUnavailableReason()) when it cannot load. */
 export function gpujsModule(): GpuModule | null {
   if (loaded || loadError) return loaded;
