@@ -40,7 +40,7 @@ module.exports = { ${keys.map((k) => `${JSON.stringify(k)}: fail(${JSON.stringif
   },
 };
 
-/** n images of a dataset split as the page's binary format (see web/main.ts imageSet). */
+/** n images of a dataset split as the page's binary format (web/run.ts parseImageSet reads it). */
 function imageFile(split: 'train' | 'test', n: number): Uint8Array {
   const ds = loadDataset('fashion-mnist', split, { augment: false });
   const out = new Uint8Array(4 + n * 784 * 4 + n);

@@ -8,7 +8,7 @@ import * as gpujs from 'gpu.js';
 import { setBackend } from '../core/backend/index.js';
 import { createGpujsBackend } from '../core/backend/gpujs/index.js';
 import { provideGpujsModule } from '../core/backend/gpujs/loader.js';
-import { runFcpts, type ImageSet, type PageResult } from './run.js';
+import { parseImageSet, runFcpts, type ImageSet, type PageResult } from './run.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const params = new URLSearchParams(location.search);
@@ -20,14 +20,7 @@ async function bytes(url: string): Promise<Uint8Array> {
   return new Uint8Array(await r.arrayBuffer());
 }
 
-/** data/*.bin: uint32 count, then count x 784 float32 images, then count uint8 labels. */
-async function imageSet(url: string): Promise<ImageSet> {
-  const b = await bytes(url);
-  const n = new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true);
-  const images = new Float32Array(b.buffer.slice(b.byteOffset + 4, b.byteOffset + 4 + n * 784 * 4));
-  const labels = b.slice(4 + n * 784 * 4, 4 + n * 784 * 4 + n);
-  return { images, labels };
-}
+const imageSet = async (url: string): Promise<ImageSet> => parseImageSet(await bytes(url));
 
 async function run(): Promise<void> {
   ($('run') as HTMLButtonElement).disabled = true;

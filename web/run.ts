@@ -11,10 +11,19 @@ import type { StepLog } from '../sparsity/distill.js';
 import { copyModel } from '../sparsity/prune.js';
 import { prunableLayers } from '../sparsity/prunable.js';
 
+const IMAGE = 28 * 28;
+
 /** Images [n, 1, 28, 28] (normalised float32, row-major) and their labels. */
 export interface ImageSet {
   readonly images: Float32Array;
   readonly labels: Uint8Array;
+}
+
+/** The page's image files (web/build.ts writes them): uint32 count, count x 784 float32 images, count uint8 labels. */
+export function parseImageSet(b: Uint8Array): ImageSet {
+  const n = new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true);
+  const images = new Float32Array(b.buffer.slice(b.byteOffset + 4, b.byteOffset + 4 + n * IMAGE * 4));
+  return { images, labels: b.slice(4 + n * IMAGE * 4, 4 + n * IMAGE * 4 + n) };
 }
 
 export interface PageRunOptions {
@@ -42,8 +51,6 @@ export interface PageResult {
   testImages: number;
   history: StepLog[];
 }
-
-const IMAGE = 28 * 28;
 
 /** Images i0..i1 of a set as a [n, 1, 28, 28] tensor. */
 const batchOf = (s: ImageSet, i0: number, i1: number) => fromStorage(s.images.slice(i0 * IMAGE, i1 * IMAGE), [i1 - i0, 1, 28, 28]);

@@ -12,7 +12,7 @@ import { chromium } from 'playwright-core';
 import '../core/backend/all.js';
 import { setBackend } from '../core/index.js';
 import { buildWeb, WEB_OUT } from './build.js';
-import { runFcpts, type ImageSet, type PageResult } from './run.js';
+import { parseImageSet, runFcpts, type ImageSet, type PageResult } from './run.js';
 
 const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.json': 'application/json', '.map': 'application/json' };
 
@@ -28,11 +28,7 @@ function serve(dir: string): Promise<{ server: Server; url: string }> {
   }));
 }
 
-function imageSet(file: string): ImageSet {
-  const b = readFileSync(file);
-  const n = b.readUInt32LE(0);
-  return { images: new Float32Array(b.buffer.slice(b.byteOffset + 4, b.byteOffset + 4 + n * 784 * 4)), labels: new Uint8Array(b.subarray(4 + n * 784 * 4, 4 + n * 784 * 4 + n)) };
-}
+const imageSet = (file: string): ImageSet => parseImageSet(readFileSync(file));
 
 async function main(): Promise<number> {
   const exe = process.env.PTSLAB_CHROMIUM ?? '/usr/bin/chromium';
