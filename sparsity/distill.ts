@@ -132,12 +132,14 @@ export async function distill(input: DistillInput, layers: readonly ModuleLayer[
   const cache = cacheApplies(cfg.teacherMode, tapped) ? teacherCacheOf(input.teacherCache) : null;
   try {
     await withParametrizations(layers.map((l, i) => [l.module, 'weight', masks.transform(i)] as const), async () => {
+      // the model's parameters stay where they are for the whole run (Module.moveTo happens before)
+      const upload = deviceOf(model);
       for (let step = 0; step < cfg.iters; step++) {
         if (step > 0 && step % every === 0) good = { state: snapshot(), iteration: step - 1 };
         const b = await input.batch(step);
         const { images: batchImages, keys } = b instanceof Tensor ? { images: b, keys: undefined } : b;
         // one upload per batch where the backend keeps arrays on a device (the model was moved there)
-        const x = deviceOf(model) ? batchImages.detach().moveTo(backend()) : batchImages;
+        const x = upload ? batchImages.detach().moveTo(backend()) : batchImages;
         if (keys && keys.length !== x.shape[0]) throw new ArgumentError(`distill: batch ${step} has ${keys.length} view keys for ${x.shape[0]} images`);
         const layerSparsity = masks.begin();
         const layerS = new Map<string, Tensor>();

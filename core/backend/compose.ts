@@ -25,17 +25,15 @@ type AnyFn = (...args: unknown[]) => unknown;
 const isDeviceArray = (a: unknown): a is DeviceArray =>
   typeof a === 'object' && a !== null && typeof (a as DeviceArray).read === 'function' && typeof (a as DeviceArray).device === 'string';
 
-/** A kernel argument with every device array in it read back: a view over one, the array itself. */
-function toHostArg(a: unknown): unknown {
-  if (typeof a !== 'object' || a === null || ArrayBuffer.isView(a)) return a;
-  if (isDeviceArray(a)) return a.read();
-  const data = (a as { data?: unknown }).data;
-  if (data !== undefined && (isDeviceArray(data))) return { ...(a as object), data: hostData(data as TensorData) };
-  return a;
-}
+/** A view (or other argument object) over a device array. */
+const isDeviceView = (a: unknown): a is { data: DeviceArray } =>
+  typeof a === 'object' && a !== null && !ArrayBuffer.isView(a) && isDeviceArray((a as { data?: unknown }).data);
 
-const needsHost = (args: readonly unknown[]) =>
-  args.some((a) => isDeviceArray(a) || (typeof a === 'object' && a !== null && !ArrayBuffer.isView(a) && isDeviceArray((a as { data?: unknown }).data)));
+/** A kernel argument with every device array in it read back: a view over one, the array itself. */
+const toHostArg = (a: unknown): unknown =>
+  isDeviceArray(a) ? a.read() : isDeviceView(a) ? { ...a, data: hostData(a.data as TensorData) } : a;
+
+const needsHost = (args: readonly unknown[]) => args.some((a) => isDeviceArray(a) || isDeviceView(a));
 
 /** Host kernels as a Backend of that name: device arrays in the arguments are read back before the kernel runs. */
 export function hostBackend(
@@ -53,7 +51,7 @@ export function hostBackend(
       n === 'assign'
         ? (dst: { data: unknown }, src: unknown) => {
             // a write into a readback would be lost: a device array is written by its own backend's assign
-            if (isDeviceArray(dst.data)) {
+            if (isDeviceView(dst)) {
               throw new PtslabError(`${name} backend: cannot assign into a device array of '${dst.data.device}'; that backend's assign must write it (run the op with it selected, or move the tensor with moveTo first)`);
             }
             return f.call(k, dst, toHostArg(src));

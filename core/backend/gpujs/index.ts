@@ -16,8 +16,8 @@ import type { DeviceArray, Storage, TensorData } from '../../dtype.js';
 import { PtslabError } from '../../errors.js';
 import { contiguousStrides, numel } from '../../shape.js';
 import { KERNEL_NAMES, composeBackend } from '../compose.js';
-import { poolOut, referenceBackend as ref } from '../reference.js';
-import type { Backend, Pool2dParams, TransferStats, View } from '../types.js';
+import { convOut, poolOut, referenceBackend as ref } from '../reference.js';
+import type { Backend, BatchNormGrads, Pool2dParams, TransferStats, View } from '../types.js';
 import { convFits, gpuConv2d, gpuConv2dBackwardInput, gpuConv2dBackwardWeight } from './conv.js';
 import { COPY, GpuArray, Traffic, operand, own } from './device.js';
 import { gpuBinary, gpuBinaryOps, gpuClamp, gpuReduce, gpuUnary, gpuWhere } from './elementwise.js';
@@ -101,26 +101,31 @@ export function createGpujsBackend(opts: GpujsOptions = {}): GpujsBackend | { un
   };
 
   /**
-   * Run a kernel on the views' operands (device views stay on the device), owning its result; null when some
-   * device view cannot be handed over as it is (the caller then delegates, reading it back).
+   * run(args) on the views' operands (device views stay on the device, gathered ones are freed after), with `own`
+   * to keep a kernel result as tensor storage; null when some device view cannot be handed over as it is (the caller
+   * then delegates, reading it back). With scalars, a host scalar broadcast to the shape (x * 2, where(m, 0, p)) is a
+   * number argument, not an upload.
    */
-  const launch = <A extends Flat | number = Flat>(
-    views: (View | null)[], n: number, k: (args: (A | null)[]) => KernelResult, scalars = false,
-  ): Float32Array | GpuArray | null => {
+  const withOperands = <A extends Flat | number, R>(
+    views: (View | null)[], run: (args: (A | null)[], keep: (r: KernelResult, n: number) => Float32Array | GpuArray) => R, scalars = false,
+  ): R | null => {
     const kc = kernels();
     const ops = views.map((v) => {
       if (!v) return { arg: null, release: () => undefined };
-      // a host scalar broadcast to the shape (x * 2, where(m, 0, p)) is a kernel argument, not an upload
       const s = scalars ? scalarOf(v) : null;
       return s !== null ? { arg: s, release: () => undefined } : operand(kc, v, traffic);
     });
     try {
       if (ops.some((o) => o === null)) return null;
-      return own(k(ops.map((o) => o!.arg as A | null)), n, traffic, kc, live);
+      return run(ops.map((o) => o!.arg as A | null), (r, n) => own(r, n, traffic, kc, live));
     } finally {
       for (const o of ops) o?.release();
     }
   };
+  /** One kernel on the views' operands, its n-element result owned (see withOperands). */
+  const launch = <A extends Flat | number = Flat>(
+    views: (View | null)[], n: number, k: (args: (A | null)[]) => KernelResult, scalars = false,
+  ): Float32Array | GpuArray | null => withOperands<A, Float32Array | GpuArray>(views, (args, keep) => keep(k(args), n), scalars);
   /** Host views below the size cut-off, float64 and shapes too large to index exactly go to the reference. */
   const worthIt = (views: (View | null)[], work: number, min: number) =>
     views.every((v) => v === null || f32(v)) && (onDevice(...views) || work >= min);
@@ -201,7 +206,8 @@ export function createGpujsBackend(opts: GpujsOptions = {}): GpujsBackend | { un
     conv2d(x: View, w: View, bias: View | null, p: Parameters<Backend['conv2d']>[3]): TensorData {
       if (!worthIt([x, w, bias], convWork(x.shape, w.shape), minWork) || !convFits(kernels(), x.shape, w.shape, p)) return ref.conv2d(x, w, bias, p);
       const [N, , H, W] = x.shape;
-      const n = N * w.shape[0] * outSize(H, w.shape[2], p, 0) * outSize(W, w.shape[3], p, 1);
+      const { OH, OW } = convOut(H, W, w.shape[2], w.shape[3], p);
+      const n = N * w.shape[0] * OH * OW;
       return launch([x, w, bias], n, ([u, v, c]) => gpuConv2d(kernels(), u!, x.shape, v!, w.shape, c, p)) || ref.conv2d(x, w, bias, p);
     },
 
@@ -219,18 +225,13 @@ export function createGpujsBackend(opts: GpujsOptions = {}): GpujsBackend | { un
       const [N, C, H, W] = x.shape;
       const { OH, OW } = poolOut(H, W, p);
       if (!worthIt([x], numel(x.shape), minElementwise) || !poolFits(kernels(), x.shape, [OH, OW])) return ref.maxPool2d(x, p);
-      const kc = kernels();
-      const o = operand(kc, x, traffic);
-      if (!o) return ref.maxPool2d(x, p);
-      try {
-        const r = gpuMaxPool2d(kc, o.arg, x.shape, p);
-        const n = N * C * OH * OW;
-        const argmax = own(r.argmax, n, traffic, kc, live);
+      const n = N * C * OH * OW;
+      return withOperands<Flat, { out: TensorData; argmax: Int32Array | DeviceArray }>([x], ([u], keep) => {
+        const r = gpuMaxPool2d(kernels(), u!, x.shape, p);
+        const argmax = keep(r.argmax, n);
         if (argmax instanceof GpuArray) poolParams.set(argmax, p);
-        return { out: own(r.out, n, traffic, kc, live), argmax: argmax instanceof GpuArray ? argmax : Int32Array.from(argmax) };
-      } finally {
-        o.release();
-      }
+        return { out: keep(r.out, n), argmax: argmax instanceof GpuArray ? argmax : Int32Array.from(argmax) };
+      }) ?? ref.maxPool2d(x, p);
     },
 
     maxPool2dBackward(gy: View, argmax: Int32Array | DeviceArray, xShape: readonly number[]): TensorData {
@@ -271,15 +272,10 @@ export function createGpujsBackend(opts: GpujsOptions = {}): GpujsBackend | { un
     batchNormStats(x: View): { mean: TensorData; variance: TensorData } {
       const C = x.shape[1];
       if (!worthIt([x], numel(x.shape), minElementwise) || !batchNormFits(kernels(), x.shape)) return ref.batchNormStats(x);
-      const kc = kernels();
-      const o = operand(kc, x, traffic);
-      if (!o) return ref.batchNormStats(x);
-      try {
-        const r = gpuBatchNormStats(kc, o.arg, x.shape);
-        return { mean: own(r.mean, C, traffic, kc, live), variance: own(r.variance, C, traffic, kc, live) };
-      } finally {
-        o.release();
-      }
+      return withOperands<Flat, { mean: TensorData; variance: TensorData }>([x], ([u], keep) => {
+        const r = gpuBatchNormStats(kernels(), u!, x.shape);
+        return { mean: keep(r.mean, C), variance: keep(r.variance, C) };
+      }) ?? ref.batchNormStats(x);
     },
 
     batchNormForward(x: View, mean: TensorData, invstd: TensorData, weight: TensorData | null, bias: TensorData | null): TensorData {
@@ -293,20 +289,10 @@ export function createGpujsBackend(opts: GpujsOptions = {}): GpujsBackend | { un
       const C = x.shape[1];
       const vs = [gy, x, vecView(mean), vecView(invstd), weight && vecView(weight)];
       if (!worthIt(vs, numel(x.shape), minElementwise) || !batchNormFits(kernels(), x.shape)) return ref.batchNormBackward(gy, x, mean, invstd, weight, training);
-      const kc = kernels();
-      const ops = vs.map((v) => (v ? operand(kc, v, traffic) : { arg: null, release: () => undefined }));
-      try {
-        if (ops.some((o) => o === null)) return ref.batchNormBackward(gy, x, mean, invstd, weight, training);
-        const [g, u, m, s, wt] = ops.map((o) => o!.arg);
-        const r = gpuBatchNormBackward(kc, g!, u!, x.shape, m!, s!, wt, training);
-        return {
-          gx: own(r.gx, numel(x.shape), traffic, kc, live),
-          gweight: own(r.gweight, C, traffic, kc, live),
-          gbias: own(r.gbias, C, traffic, kc, live),
-        };
-      } finally {
-        for (const o of ops) o?.release();
-      }
+      return withOperands<Flat, BatchNormGrads>(vs, ([g, u, m, sd, wt], keep) => {
+        const r = gpuBatchNormBackward(kernels(), g!, u!, x.shape, m!, sd!, wt, training);
+        return { gx: keep(r.gx, numel(x.shape)), gweight: keep(r.gweight, C), gbias: keep(r.gbias, C) };
+      }) ?? ref.batchNormBackward(gy, x, mean, invstd, weight, training);
     },
   };
 
@@ -349,9 +335,6 @@ export function createGpujsBackend(opts: GpujsOptions = {}): GpujsBackend | { un
     extra,
   ) as GpujsBackend;
 }
-
-const outSize = (size: number, k: number, p: Parameters<Backend['conv2d']>[3], d: 0 | 1) =>
-  Math.floor((size + 2 * p.padding[d] - p.dilation[d] * (k - 1) - 1) / p.stride[d]) + 1;
 
 /** Multiply-adds of a conv, ignoring stride (a cheap size estimate for the small-work cut-off). */
 function convWork(xShape: readonly number[], wShape: readonly number[]): number {
