@@ -6,15 +6,16 @@
 import { TeacherCache } from '../sparsity/teacher-cache.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ArgumentError, backend, type Tensor } from '../core/index.js';
+import { ArgumentError, type Tensor } from '../core/index.js';
 import { serializeSafetensors, type Module } from '../nn/index.js';
 import { writeAtomic, writeJsonAtomic } from '../nn/io/atomic.js';
 import {
   blockNames, checkPruneConfig, neededModules, objectiveFromConfig, prunableLayers, prune, registry,
-  type Correction, type ObjectiveConfig, type PluginRecord, type PruneConfig, type Registry, type StepLog,
+  type ObjectiveConfig, type PluginRecord, type PruneConfig, type Registry, type StepLog,
 } from '../sparsity/index.js';
 import { loadExperiment, type Experiment } from './kit.js';
-import { modelMacs, type ModelMacs } from '../sparsity/macs.js';
+import { modelMacs } from '../sparsity/macs.js';
+import { cellResult } from './cell-result.js';
 
 export interface CellSpec {
   /** A bundled model name, or null with arch + weights. */
@@ -41,35 +42,8 @@ export interface CellSpec {
   prune: PruneConfig;
 }
 
-export interface CellResult {
-  method: string;
-  model: string;
-  arch: string;
-  dataset: string;
-  targetSparsity: number;
-  achievedSparsity: number;
-  prunableParams: number;
-  zeroParams: number;
-  top1: number;
-  denseTop1: number;
-  seconds: number;
-  seed: number;
-  backend: string;
-  commit: string | null;
-  version: string;
-  config: PruneConfig;
-  evalImages: number;
-  layers: Array<{ name: string; params: number; sparsity: number }>;
-  /**
-   * Analytic multiply-adds per image of the conv and linear layers (sparsity/macs.ts), dense and with the pruned
-   * weights' zeros skipped; absent in result.json files written before it existed.
-   */
-  macs?: ModelMacs;
-  /** FCPTS: global sparsity of the learned thresholds before the exact correction, and the log-offset applied. */
-  correction?: Correction;
-  /** Plugins the run had loaded: path and sha256 (reproduce refuses a cell whose plugin changed). */
-  plugins?: PluginRecord[];
-}
+import type { CellResult } from './cell-result.js';
+export type { CellResult };
 
 /** Pretty-printed JSON written atomically and fsynced (the runner's cell.json, run.json, error.json go through it too). */
 export { writeJsonAtomic };
@@ -162,29 +136,11 @@ export async function runCell(spec: CellSpec, o: CellRunOptions): Promise<CellRe
   const acc = await exp.evaluate(exp.model, { images: spec.evalImages, onBatch: o.onEval });
   // the input size of this model's images: one held-out image (the cell's transform, so imageSize is honoured)
   const macs = modelMacs(exp.model, exp.heldOut({ images: 1 }).get(0).image.shape);
-  const result: CellResult = {
-    method: spec.prune.method,
-    model: exp.name,
-    arch: exp.arch,
-    dataset: exp.dataset,
-    targetSparsity: spec.prune.sparsity,
-    achievedSparsity: outcome.achievedSparsity,
-    prunableParams: outcome.prunableParams,
-    zeroParams: outcome.zeroParams,
-    top1: acc.top1,
-    denseTop1,
-    seconds: Math.round(outcome.seconds * 10) / 10,
-    seed: spec.prune.seed ?? 0,
-    backend: backend().name,
-    commit: o.commit,
-    version: o.version,
-    config: spec.prune,
-    evalImages: acc.count,
-    layers: outcome.layers,
-    macs,
-    ...(outcome.correction ? { correction: outcome.correction } : {}),
-    ...(o.plugins?.length ? { plugins: o.plugins } : {}),
-  };
+  const result = cellResult({
+    config: spec.prune, experiment: exp, outcome, top1: acc.top1, denseTop1, evalImages: acc.count, macs,
+    commit: o.commit, version: o.version, plugins: o.plugins,
+  });
+
   if (o.out) {
     mkdirSync(o.out, { recursive: true });
     writeAtomic(join(o.out, 'model.safetensors'), serializeSafetensors(exp.model.stateDict(), {
