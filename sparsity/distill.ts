@@ -31,6 +31,17 @@ export interface StepLog {
   sparsity: number;
 }
 
+/**
+ * What an iteration can tell beyond its StepLog, computed only when asked (on a device backend each value is a
+ * readback): layerSparsity() gives each prunable layer's sparsity S_l used in this iteration's loss, in layer order.
+ */
+export interface StepDetail {
+  layerSparsity(): number[];
+}
+
+/** Called after each iteration; the loop waits for a returned promise (a page yields to paint there). */
+export type OnStep = (log: StepLog, detail: StepDetail) => unknown;
+
 export interface DistillInput {
   /** The dense model; it is trained (and, by the caller, sparsified) in place. */
   model: Module;
@@ -49,7 +60,7 @@ export interface DistillInput {
   teacherCache?: boolean | TeacherCache | TeacherCacheOptions;
   /** Number of calibration images (sets the default warm-up of one epoch). */
   calibSize: number;
-  onStep?: (log: StepLog) => void;
+  onStep?: OnStep;
   /**
    * Called once when a NaN/Inf stops the run, with the last good state (weights, buffers and the schedule's state,
    * e.g. threshold logits as `threshold.<layer>`, copied every `goodStateEvery` iterations, default 50) and its
@@ -173,7 +184,7 @@ export async function distill(input: DistillInput, layers: readonly ModuleLayer[
         masks.checkFinite(step);
         const log: StepLog = { step, lr: opt.paramGroups[0].lr, terms: values, loss, sparsity: global.item() };
         history.push(log);
-        input.onStep?.(log);
+        await input.onStep?.(log, { layerSparsity: () => layerSparsity.map((t) => t.item()) });
         studentTap?.clear();
         teacherTap?.clear();
       }

@@ -28,7 +28,7 @@ export {
   type Objective, type ObjectiveTerm, type ObjectiveContext, type ObjectiveConfig, type WeightedTerm, type ControlForm, type TermSpec, type TermNeeds,
   type TermConfig, type BuiltinTermName,
 } from './objective.js';
-export { distill, type DistillInput, type DistillConfig, type MaskSchedule, type StepLog } from './distill.js';
+export { distill, type DistillInput, type DistillConfig, type MaskSchedule, type StepLog, type StepDetail, type OnStep } from './distill.js';
 export { fcpts, erkKd, type FcptsConfig, type ErkKdConfig, type FcptsInput, type FcptsResult, type DistillResult, type Correction } from './fcpts.js';
 export { calibration, type Calibration, type CalibrationBatch, type CalibrationOptions } from './calibration.js';
 export { TeacherCache, cacheApplies, DEFAULT_TEACHER_CACHE_BYTES, type TeacherCacheOptions, type TeacherCacheStats } from './teacher-cache.js';

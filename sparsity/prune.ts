@@ -12,7 +12,7 @@ import type { Module } from '../nn/index.js';
 import type { Dataset } from '../nn/data/index.js';
 import { bnRecalibrate } from './baselines.js';
 import { calibration } from './calibration.js';
-import type { StepLog } from './distill.js';
+import type { OnStep, StepLog } from './distill.js';
 import type { Correction } from './fcpts.js';
 import { applyMasks, layerReports, type LayerReport } from './masks.js';
 import { BUILTIN_METHODS, commonOptions, RESERVED_KEYS, type BuiltinMethodName, type CommonOptions, type MethodSpec } from './methods/index.js';
@@ -51,7 +51,7 @@ export interface PruneData {
   calibSource: Dataset;
   /** The same split without augmentation (BN re-calibration, POT). */
   calibSourcePlain: Dataset;
-  onStep?: (log: StepLog) => void;
+  onStep?: OnStep;
   /** Progress lines of the slow one-shot paths (POT: one per reconstructed layer). */
   log?: (line: string) => void;
   /** See DistillInput.onNumericError. */

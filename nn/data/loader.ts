@@ -6,6 +6,7 @@
 // view: the dataset index and its transform's draws, `index:draw,draw,...` (the teacher-logit cache reads them).
 // Also calibrationSubset, a fixed random subset chosen by seed, for post-training calibration.
 
+import { yieldToEventLoop } from '../../core/event-loop.js';
 import { Generator, fromStorage, type Tensor } from '../../core/index.js';
 import { ArgumentError } from '../../core/errors.js';
 import { Subset } from './array-dataset.js';
@@ -124,7 +125,7 @@ export class DataLoader implements AsyncIterable<Batch> {
       const samples = await Promise.all(Array.from(indices, (i, k) => ds.getAsync!(i, seeds[k])));
       return { images: stack(samples, indices), labels, indices };
     }
-    await new Promise<void>((r) => setImmediate(r)); // let the consumer run between synchronous batches
+    await yieldToEventLoop(); // let the consumer run between synchronous batches
     if (ds.transform) {
       // Fast path: raw uint8 -> transformed -> written straight into the batch buffer.
       let data: Float32Array | null = null;

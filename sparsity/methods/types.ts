@@ -10,7 +10,7 @@ import { z } from 'zod';
 import type { Tensor } from '../../core/index.js';
 import type { Module } from '../../nn/index.js';
 import type { Calibration } from '../calibration.js';
-import type { DistillInput, StepLog } from '../distill.js';
+import type { DistillInput, OnStep, StepLog } from '../distill.js';
 import type { Correction } from '../fcpts.js';
 import type { Mask } from '../masks.js';
 import { objectiveConfigSchema, type TermSpec } from '../objective.js';
@@ -38,7 +38,7 @@ export interface MethodContext {
   readonly calib: Calibration;
   /** Objective terms by name (built-in and plugins'). */
   readonly terms: ReadonlyMap<string, TermSpec>;
-  readonly onStep?: (log: StepLog) => void;
+  readonly onStep?: OnStep;
   /** Progress lines of slow one-pass methods. */
   readonly log?: (line: string) => void;
   readonly onNumericError?: (state: Record<string, Tensor>, iteration: number) => string | void;

@@ -22,7 +22,7 @@ import { convFits, gpuConv2d, gpuConv2dBackwardInput, gpuConv2dBackwardWeight } 
 import { COPY, GpuArray, Traffic, operand, own } from './device.js';
 import { gpuBinary, gpuBinaryOps, gpuClamp, gpuReduce, gpuUnary, gpuWhere } from './elementwise.js';
 import { gpuMatmul, matmulFits } from './gemm.js';
-import { KernelCache, MAX_EXACT, MAX_QUOTIENT, OWNED, type Flat } from './kernels.js';
+import { KernelCache, MAX_EXACT, MAX_QUOTIENT, OWNED, type Flat, type GlContext } from './kernels.js';
 import { createGpu, type KernelResult } from './loader.js';
 import { batchNormFits, gpuBatchNormBackward, gpuBatchNormForward, gpuBatchNormStats } from './norm.js';
 import {
@@ -31,6 +31,7 @@ import {
 
 export { GPUJS_MODES, gpujsLoadAttempted, requestedMode, type GpujsModeRequest } from './loader.js';
 export { GpuArray } from './device.js';
+export type { GlContext } from './kernels.js';
 
 export interface GpujsOptions {
   /** Elementwise ops on fewer elements, all on the host, run on the reference backend (a launch costs more). Default 4096. */
@@ -61,6 +62,12 @@ export interface GpujsBackend extends Backend {
    * arrays made before are gone and say so when read.
    */
   dispose(): void;
+  /**
+   * The WebGL context its kernels share, once a kernel has run (null before, and in webasm/cpu mode). A browser may
+   * lose it (a GPU reset, memory pressure, a tab in the background for long): isContextLost() is then true at once,
+   * every device array is gone and readbacks give zeros, so a caller that must not get wrong numbers checks it.
+   */
+  glContext(): GlContext | null;
 }
 
 /** What gpujs leaves to other backends (the reference reads device inputs back: counted readbacks). */
@@ -309,6 +316,7 @@ export function createGpujsBackend(opts: GpujsOptions = {}): GpujsBackend | { un
     },
     transfers: () => traffic.snapshot(),
     resetTransfers: () => traffic.reset(),
+    glContext: () => cache?.glContext() ?? null,
     /** A float32 host array onto the device (WebGL; elsewhere the array itself, gpu.js having no device memory). */
     upload(data: Storage): TensorData {
       if (!(data instanceof Float32Array) || data.length === 0 || data.length >= MAX_EXACT) return data;
@@ -395,6 +403,7 @@ export const gpujsEntry: GpujsBackend = Object.freeze({
   upload: (data: Storage) => sharedOrThrow().upload!(data),
   transfers: () => shared?.transfers() ?? new Traffic().snapshot(),
   resetTransfers: () => shared?.resetTransfers(),
+  glContext: () => shared?.glContext() ?? null,
   get mode() {
     return sharedOrThrow().mode;
   },

@@ -36,6 +36,13 @@ export const MAX_EXACT = 2 ** 24;
 /** Largest dividend i for which floor((i + 0.5) / d) is exact in float32 (see file comment). */
 export const MAX_QUOTIENT = 2 ** 20;
 
+/** What the gpujs backend shows of its WebGL context (the DOM's WebGLRenderingContext, typed without the DOM lib). */
+export interface GlContext {
+  isContextLost(): boolean;
+  getExtension(name: string): unknown;
+  readonly canvas: unknown;
+}
+
 export class KernelCache {
   private readonly kernels = new Map<string, GpuKernel>();
   /** How each kernel was made (to compile a sibling for other argument kinds), and the kinds it was first run with. */
@@ -56,6 +63,12 @@ export class KernelCache {
     maxTextureSize = Infinity,
   ) {
     this.maxTextureSize = Math.min(maxTextureSize, gpu.Kernel.features?.maxTextureSize ?? Infinity);
+  }
+
+  /** The WebGL context the kernels share (gpu.js sets it once a kernel has been built), or null (webasm, cpu, none yet). */
+  glContext(): GlContext | null {
+    const c = (this.gpu as { context?: unknown }).context as GlContext | null | undefined;
+    return c && typeof c.isContextLost === 'function' ? c : null;
   }
 
   /** Whether gpu.js can hold an output of these dims in one texture (gpu.js's own texture-size rule). */
