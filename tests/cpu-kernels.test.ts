@@ -10,6 +10,8 @@
 //   1x1) and a matmul give the same bits at either thread count, stay within float32 tolerance of the float64
 //   reference, and (where FMA runs) differ from each other, which shows the FMA build is the one running; and the
 //   same bits when V8 compiles the kernels with Liftoff only or TurboFan only;
+// - the non-shared builds a browser Web Worker loads (provideCpuWasm, browser.ts) give the shared builds' bits on one
+//   thread, and provideCpuWasm refuses the FMA bytes where relaxed_madd is not fused and any call after the load;
 // - the backward-input by col2im in several rounds of images matches the reference.
 
 import { test } from 'uvu';
@@ -21,7 +23,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpuKernels } from '../core/backend/cpu/index.js';
 import { referenceKernels } from '../core/backend/reference.js';
-import { exportsPath, kernelSignatures, renderExports, wasmBuilds, wasmTypeText } from '../core/backend/cpu/build-wasm.js';
+import { exportsPath, kernelSignatures, NOSHARED_FILES, renderExports, wasmBuilds, wasmTypeText } from '../core/backend/cpu/build-wasm.js';
 import { defineJob, jobById, MAX_PARAMS } from '../core/backend/cpu/jobs.js';
 import { kernelTypes, type Kernels } from '../core/backend/cpu/kernels/exports.js';
 import { runJob } from '../core/backend/cpu/threads.js';
@@ -240,6 +242,52 @@ test('SIMD128 and FMA builds: same bits at 1 and 2 threads, within float32 toler
   } else {
     console.log(`  SKIPPED the FMA-vs-SIMD128 difference check: relaxed-SIMD FMA is not available or not fused here (${fma1.file})`);
   }
+});
+
+test('the non-shared builds a browser worker loads (provideCpuWasm) give the shared builds\' bits, on one thread', () => {
+  // browser.ts's path in Node: the bytes handed over before the first kernel call, a non-shared memory (instantiating
+  // a binary that imports a shared one would fail), threadCount() 1 whatever PTSLAB_THREADS says
+  const script = (file: string, fma: boolean) => `import fs from 'node:fs';
+import { provideCpuWasm } from '${root}core/backend/cpu/browser.js';
+provideCpuWasm(new Uint8Array(fs.readFileSync(${JSON.stringify(file)})), { fma: ${fma} });
+${CHILD}`;
+  const run = (name: string, text: string, env: Record<string, string>, flags: string[] = []) => {
+    const r = child(name, text, env, flags);
+    assert.is(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout.trim().split('\n').pop()!) as { fma: boolean; file: string; threads: number; digest: string; worst: number };
+  };
+  const shared = run('shared-simd.mjs', CHILD, { PTSLAB_FMA: '0', PTSLAB_THREADS: '1' });
+  const simd = run('noshared-simd.mjs', script(wasmBuilds.simdNoShared.file, false), { PTSLAB_THREADS: '2' });
+  assert.equal([simd.file, simd.fma, simd.threads], [NOSHARED_FILES.simd, false, 1]);
+  assert.is(simd.digest, shared.digest, 'kernels-noshared.wasm and kernels.wasm differ');
+  // Node 20 validates relaxed SIMD only behind this flag (the Node path sets it itself; a browser has it on)
+  const relaxed = ['--experimental-wasm-relaxed-simd'];
+  const sharedFma = run('shared-fma.mjs', CHILD, { PTSLAB_FMA: '1', PTSLAB_THREADS: '1' });
+  if (!sharedFma.fma) return void console.log(`  SKIPPED the FMA non-shared build: relaxed-SIMD FMA is not fused here (${sharedFma.file})`);
+  const fma = run('noshared-fma.mjs', script(wasmBuilds.fmaNoShared.file, true), { PTSLAB_THREADS: '2' }, relaxed);
+  assert.equal([fma.file, fma.fma, fma.threads], [NOSHARED_FILES.fma, true, 1]);
+  assert.is(fma.digest, sharedFma.digest, 'kernels-fma-noshared.wasm and kernels-fma.wasm differ');
+  assert.is.not(fma.digest, simd.digest, 'the FMA non-shared build gives the SIMD128 bits: is relaxed_madd in use?');
+});
+
+test('provideCpuWasm refuses the FMA build where relaxed_madd is not fused, and a call after the kernels loaded', () => {
+  const r = child('noshared-refuse.mjs', `import fs from 'node:fs';
+import { provideCpuWasm } from '${root}core/backend/cpu/browser.js';
+import { cpuBackend, cpuKernelInfo } from '${root}core/backend/cpu/index.js';
+provideCpuWasm(new Uint8Array(fs.readFileSync(${JSON.stringify(wasmBuilds.fmaNoShared.file)})), { fma: true });
+console.log(cpuBackend.unavailableReason?.() ?? 'available');
+`, {});
+  assert.is(r.status, 0, r.stderr);
+  // without the engine flag Node 20 has no relaxed SIMD: the FMA bytes are refused, naming the file to use instead
+  assert.match(r.stdout, /kernels-fma-noshared\.wasm is the relaxed-SIMD build, but this engine has no WebAssembly relaxed SIMD: provide kernels-noshared\.wasm instead/);
+  const again = child('noshared-late.mjs', `import fs from 'node:fs';
+import { provideCpuWasm } from '${root}core/backend/cpu/browser.js';
+import { cpuKernelInfo } from '${root}core/backend/cpu/index.js';
+cpuKernelInfo();
+try { provideCpuWasm(new Uint8Array(fs.readFileSync(${JSON.stringify(wasmBuilds.simdNoShared.file)}))); console.log('accepted'); } catch (e) { console.log(e.message); }
+`, {});
+  assert.is(again.status, 0, again.stderr);
+  assert.match(again.stdout, /provideCpuWasm\(kernels-noshared\.wasm\) after the kernels were loaded \(.*kernels(-fma)?\.wasm\): call it before the backend's first use/);
 });
 
 test('the FMA build gives the same bits from V8\'s baseline compiler (Liftoff) and its optimising one (TurboFan)', () => {

@@ -1,7 +1,9 @@
 // Compiles the cpu backend's AssemblyScript kernels (core/backend/cpu/kernels/*.as, our own source; entry
-// kernels/index.as) with asc (a devDependency; nothing is downloaded) into two binaries from the same sources:
+// kernels/index.as) with asc (a devDependency; nothing is downloaded) into binaries from the same sources:
 // dist/core/backend/cpu/kernels.wasm (SIMD128) and kernels-fma.wasm (relaxed SIMD too: the kernels' `madd` becomes
-// f32x4.relaxed_madd, see kernels/common.as). It also writes the typed `Kernels` interface of the exports,
+// f32x4.relaxed_madd, see kernels/common.as), both importing a shared memory for Node's worker pool, and the same two
+// importing a non-shared memory, kernels-noshared.wasm and kernels-fma-noshared.wasm, for a browser page that is not
+// cross-origin isolated (no SharedArrayBuffer; see browser.ts). It also writes the typed `Kernels` interface of the exports,
 // kernels/exports.ts (committed; tests/cpu-kernels.test.ts fails when it is stale), from the exported signatures.
 // Run by `npm run build` / `prepare` after tsc, and by wasm.ts at load time (in a child process, binaries only) when
 // a .wasm is missing or older than a source, so a fresh clone works either way.
@@ -18,10 +20,22 @@ export const kernelsEntry = path.join(kernelsDir, 'index.as');
 export const exportsPath = path.join(kernelsDir, 'exports.ts');
 export const buildScriptPath = fileURLToPath(import.meta.url);
 
-/** The two builds: features passed to asc, and where the binary goes. */
+/**
+ * The non-shared builds' file names (next to kernels.wasm in dist/, copied into dist-web/ by web/build.ts); a
+ * constant here because a browser bundle cannot compute wasmBuilds' paths.
+ */
+export const NOSHARED_FILES = { simd: 'kernels-noshared.wasm', fma: 'kernels-fma-noshared.wasm' } as const;
+
+/**
+ * The builds: features passed to asc, whether the imported memory is shared, and where the binary goes. The kernels
+ * use no atomic instructions, so the non-shared builds need no `threads` feature; they differ from their shared
+ * twins only in the memory import's shared flag (the code is the same).
+ */
 export const wasmBuilds = {
-  simd: { file: path.join(here, 'kernels.wasm'), enable: 'simd,threads' },
-  fma: { file: path.join(here, 'kernels-fma.wasm'), enable: 'simd,threads,relaxed-simd' },
+  simd: { file: path.join(here, 'kernels.wasm'), enable: 'simd,threads', shared: true },
+  fma: { file: path.join(here, 'kernels-fma.wasm'), enable: 'simd,threads,relaxed-simd', shared: true },
+  simdNoShared: { file: path.join(here, NOSHARED_FILES.simd), enable: 'simd', shared: false },
+  fmaNoShared: { file: path.join(here, NOSHARED_FILES.fma), enable: 'simd,relaxed-simd', shared: false },
 } as const;
 export type WasmBuildName = keyof typeof wasmBuilds;
 
@@ -40,7 +54,8 @@ export async function buildWasm(name: WasmBuildName, out: string = wasmBuilds[na
   const { error, stderr } = await asc.main(
     [
       'index.ts', '-o', 'kernels.wasm', '-O3', '--runtime', 'stub', '--noAssert', '--use', 'abort=',
-      '--importMemory', '--sharedMemory', '--initialMemory', '1', '--maximumMemory', '32768', '--enable', wasmBuilds[name].enable,
+      '--importMemory', ...(wasmBuilds[name].shared ? ['--sharedMemory'] : []), '--initialMemory', '1', '--maximumMemory', '32768',
+      '--enable', wasmBuilds[name].enable,
     ],
     {
       // asc asks for `x.ts` (the entry, and `./x` imports, relative to the entry's folder): serve kernels/x.as
@@ -171,7 +186,7 @@ export function writeExports(): void {
   if (!fs.existsSync(exportsPath) || fs.readFileSync(exportsPath, 'utf8') !== text) writeAtomic(exportsPath, text);
 }
 
-if (process.argv[1] && pathToFileURL(path.resolve(process.argv[1])).href === import.meta.url) {
+if (globalThis.process?.argv?.[1] && pathToFileURL(path.resolve(process.argv[1])).href === import.meta.url) {
   // wasm.ts's rebuild at load passes --wasm-only: it must not write into the source tree (which may be read-only)
   if (!process.argv.includes('--wasm-only')) writeExports();
   for (const name of Object.keys(wasmBuilds) as WasmBuildName[]) await buildWasm(name);

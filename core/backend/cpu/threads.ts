@@ -4,12 +4,16 @@
 // bumps a generation counter and wakes the workers with Atomics.notify, claims tasks itself, then polls (SPIN_US) and
 // blocks in Atomics.wait until every worker has checked out. Workers are unref'd (they never keep the process alive)
 // and are stopped in one place, shutdownThreads().
+//
+// After provideCpuWasm (a browser Web Worker: a non-shared memory, no SharedArrayBuffer, no node:worker_threads)
+// threadCount() is 1 without reading node:os or the environment, so runJob runs every job's tasks on the calling
+// thread and the pool never starts.
 
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { PtslabError } from '../../errors.js';
 import { checkJob, encodeParams, jobNames, MAX_PARAMS, type Job, type JobParams } from './jobs.js';
-import { wasm } from './wasm.js';
+import { wasm, wasmProvided } from './wasm.js';
 
 /**
  * Control block slots: JOB is the job's id (EXIT stops the workers), SCRATCH and SCRATCH_PER its per-thread scratch,
@@ -37,8 +41,9 @@ let tableError: PtslabError | null = null;
 /** The machine's parallelism, read once: os.availableParallelism() is a system call, and jobs ask on every call. */
 let machineThreads = 0;
 
-/** Threads a job may use (main included). */
+/** Threads a job may use (main included); 1 after provideCpuWasm (non-shared memory: no pool). */
 export function threadCount(): number {
+  if (wasmProvided()) return 1;
   const env = Number(process.env.PTSLAB_THREADS);
   return Math.max(1, Number.isInteger(env) && env > 0 ? env : (machineThreads ||= os.availableParallelism()));
 }

@@ -3,19 +3,23 @@
 // kernels. Manages that memory as a per-call bump arena: a kernel call resets the arena, places its inputs, packed
 // panels, scratch and outputs, runs, and copies its results out. Nothing in the arena outlives a call, so there is
 // nothing to free; the memory grows to the largest call seen and stays (one place owns it).
+//
+// Or, where provideCpuWasm handed the bytes of a non-shared build over (a browser Web Worker without cross-origin
+// isolation, see browser.ts): those kernels on a non-shared memory, one thread, and no Node API touched at all.
 
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import v8 from 'node:v8';
 import { PtslabError, ShapeError } from '../../errors.js';
-import { buildScriptPath, kernelSourcePaths, wasmBuilds } from './build-wasm.js';
+import { buildScriptPath, kernelSourcePaths, NOSHARED_FILES, wasmBuilds } from './build-wasm.js';
 import type { Kernels } from './kernels/exports.js';
 
 export type { Kernels } from './kernels/exports.js';
 
 // Minimal typings of the WebAssembly JS API (this project's lib setting has no DOM/WebAssembly declarations).
 export interface WasmMemory {
-  readonly buffer: SharedArrayBuffer;
+  /** A SharedArrayBuffer on the Node path; an ArrayBuffer (detached and replaced on every grow) after provideCpuWasm. */
+  readonly buffer: SharedArrayBuffer | ArrayBuffer;
   grow(pages: number): number;
 }
 export type WasmModule = object;
@@ -36,11 +40,15 @@ export interface WasmRuntime {
   readonly module: WasmModule;
   readonly memory: WasmMemory;
   readonly k: Kernels;
+  /** Whether memory is shared (the Node path, which may start the pool); false after provideCpuWasm. */
+  readonly shared: boolean;
 }
 
 let runtime: WasmRuntime | null = null;
 let failure: string | null = null;
 let info: { fma: boolean; file: string } | null = null;
+/** The bytes provideCpuWasm handed over (the non-shared, single-thread path), or null (the Node path). */
+let provided: { bytes: Uint8Array; fma: boolean; file: string } | null = null;
 
 /** A one-function module: f(a, b, c) = lane 0 of f32x4.relaxed_madd(splat a, splat b, splat c). */
 const MADD_PROBE = new Uint8Array([
@@ -69,6 +77,14 @@ function fmaUnavailable(): string | null {
   } catch {
     // an engine without the flag: validate says whether relaxed SIMD is there anyway
   }
+  return maddUnfused();
+}
+
+/**
+ * Why relaxed_madd cannot stand for a fused multiply-add on this engine, or null when it can: the MADD probe, with no
+ * engine flag set and no environment read (what a browser calls, see fmaBuildWorks).
+ */
+function maddUnfused(): string | null {
   if (!WA.validate(MADD_PROBE)) return 'this engine has no WebAssembly relaxed SIMD';
   const f = (new WA.Instance(new WA.Module(MADD_PROBE), {}).exports as { f: (a: number, b: number, c: number) => number }).f;
   // (1 + 2^-23) (1 - 2^-23) - 1 is -2^-46 with one rounding, and 0 when the product is rounded first
@@ -90,9 +106,56 @@ export function instantiate(module: WasmModule, memory: WasmMemory): Kernels {
   return new WA.Instance(module, { env: { memory } }).exports as unknown as Kernels;
 }
 
+/**
+ * Whether the relaxed-SIMD (FMA) non-shared build would run here: the engine validates relaxed SIMD and fuses
+ * relaxed_madd (the probe the Node path runs). Touches no Node API; a browser asks this to pick the file to fetch.
+ */
+export function fmaBuildWorks(): boolean {
+  return maddUnfused() === null;
+}
+
+/**
+ * Hand the cpu backend the bytes of a non-shared kernel build (NOSHARED_FILES, fetched by a browser Web Worker) before
+ * its first use: wasmUnavailable() then instantiates them on a non-shared WebAssembly.Memory and the backend runs on
+ * one thread (threadCount() is 1, the pool never starts), with no node:fs, node:child_process, node:v8, node:os or
+ * Buffer call. opts.fma says the bytes are the relaxed-SIMD build (NOSHARED_FILES.fma), refused where
+ * fmaBuildWorks() is false; opts.file names them in cpuKernelInfo() and errors. Once per process (or worker): throws
+ * after the kernels are loaded. The Node path (no call) is unchanged.
+ */
+export function provideCpuWasm(bytes: Uint8Array, opts: { fma?: boolean; file?: string } = {}): void {
+  const fma = opts.fma ?? false;
+  const file = opts.file ?? (fma ? NOSHARED_FILES.fma : NOSHARED_FILES.simd);
+  if (runtime) throw new PtslabError(`cpu backend: provideCpuWasm(${file}) after the kernels were loaded (${info!.file}): call it before the backend's first use`);
+  provided = { bytes, fma, file };
+  failure = null;
+}
+
+/** Whether provideCpuWasm was called: the single-thread, non-shared path (threads.ts asks, touching no Node API). */
+export const wasmProvided = (): boolean => provided !== null;
+
+/** wasmUnavailable on the provideCpuWasm path: the bytes handed over, a non-shared memory, no Node API. */
+function loadProvided(p: { bytes: Uint8Array; fma: boolean; file: string }): string | null {
+  const unfused = p.fma ? maddUnfused() : null;
+  if (unfused) return (failure = `cpu backend: ${p.file} is the relaxed-SIMD build, but ${unfused}: provide ${NOSHARED_FILES.simd} instead`);
+  try {
+    const module = new WA.Module(p.bytes);
+    const memory = new WA.Memory({ initial: 256, maximum: MAX_PAGES, shared: false });
+    runtime = { module, memory, k: instantiate(module, memory), shared: false };
+    info = { fma: p.fma, file: p.file };
+  } catch (e) {
+    failure = `cpu backend: cannot load the wasm kernels (${p.file}): ${(e as Error).message.split('\n')[0]}`;
+  }
+  return failure;
+}
+
 /** Why the wasm kernels cannot run here, or null when they can. Loads (and if needed builds) them once. */
 export function wasmUnavailable(): string | null {
   if (runtime || failure) return failure;
+  if (provided) return loadProvided(provided);
+  const proc = (globalThis as { process?: { versions?: { node?: string } } }).process;
+  if (!proc?.versions?.node) {
+    return (failure = `cpu backend: outside Node the wasm kernels must be handed over first: fetch ${NOSHARED_FILES.simd} (or ${NOSHARED_FILES.fma} where fmaBuildWorks()) and call provideCpuWasm (core/backend/cpu/browser.ts)`);
+  }
   let fma: boolean;
   try {
     fma = fmaUnavailable() === null;
@@ -103,7 +166,7 @@ export function wasmUnavailable(): string | null {
   try {
     const module = new WA.Module(loadBytes(file));
     const memory = new WA.Memory({ initial: 256, maximum: MAX_PAGES, shared: true });
-    runtime = { module, memory, k: instantiate(module, memory) };
+    runtime = { module, memory, k: instantiate(module, memory), shared: true };
     info = { fma, file };
   } catch (e) {
     failure = `cpu backend: cannot load the wasm kernels (${file}): ${(e as Error).message.split('\n')[0]}`;
@@ -112,8 +175,9 @@ export function wasmUnavailable(): string | null {
 }
 
 /**
- * Which kernel build runs: the relaxed-SIMD one (fma: true, kernels-fma.wasm) or SIMD128 (kernels.wasm). Loads the
- * kernels if they are not loaded yet; throws when they cannot load.
+ * Which kernel build runs: the relaxed-SIMD one (fma: true, kernels-fma.wasm) or SIMD128 (kernels.wasm); after
+ * provideCpuWasm, the file it named (kernels-fma-noshared.wasm or kernels-noshared.wasm). Loads the kernels if they
+ * are not loaded yet; throws when they cannot load.
  */
 export function cpuKernelInfo(): { fma: boolean; file: string } {
   wasm();
@@ -145,7 +209,7 @@ export function heap64(): Float64Array {
 let heapBytes: Buffer | null = null;
 /** A Buffer over the whole shared memory (recreated after the memory grows), the source of takeOut's copies. */
 function heapBuffer(): Buffer {
-  const buf = wasm().memory.buffer;
+  const buf = wasm().memory.buffer as SharedArrayBuffer;
   if (!heapBytes || heapBytes.buffer !== buf) heapBytes = Buffer.from(buf);
   return heapBytes;
 }
@@ -158,9 +222,12 @@ const SLICE_BYTES = 1 << 24;
  * is the fresh memory (page faults), not the copy. Below 16 MiB an uninitialised Buffer.allocUnsafeSlow (its own
  * ArrayBuffer of exactly these bytes, never pooled) filled by one Buffer copy beats TypedArray.slice, which zeroes its
  * array first and copies from shared memory slowly at these sizes (measured 1.3x to 6x faster, 3 MB to 64 KB);
- * above, where every array is freshly mapped memory anyway, the two measured the same and slice stays.
+ * above, where every array is freshly mapped memory anyway, the two measured the same and slice stays. A non-shared
+ * memory (provideCpuWasm; no Buffer outside Node) copies with ArrayBuffer.slice, one copy into a fresh buffer.
  */
 function takeBuffer(at: number, bytes: number): ArrayBuffer {
+  const rt = wasm();
+  if (!rt.shared) return (rt.memory.buffer as ArrayBuffer).slice(at, at + bytes);
   if (bytes >= SLICE_BYTES) return heap().slice(at / 4, at / 4 + bytes / 4).buffer as ArrayBuffer;
   const b = Buffer.allocUnsafeSlow(bytes);
   heapBuffer().copy(b, 0, at, at + bytes);
