@@ -12,16 +12,14 @@
 // `fcptsProfile` is the per-op profile of a few iterations (core/profile.ts) that the bench prints after the case.
 // `node dist/scripts/bench-fcpts.js [batch] [reps]` prints one median.
 
-import { formatProfile, manualSeed, profileOpsAsync, randn } from '../core/index.js';
+import { formatProfile, manualSeed, profileOpsAsync } from '../core/index.js';
 import { buildBundledArch, bundledModelSpec } from '../experiments/models/index.js';
-import { copyModel } from '../sparsity/prune.js';
-import { fcpts } from '../sparsity/fcpts.js';
+import { fcptsStepRecords, withTeacher } from '../web/bench-cases.js';
 import { modelMacs } from '../sparsity/macs.js';
 import type { Module } from '../nn/index.js';
 import { median } from './bench-models.js';
 
 const MODEL = 'fmnist-resnet20';
-const SPARSITY = 0.8;
 /** Iterations a median leaves out: the first runs JIT-compile and size the arena. */
 export const FCPTS_WARMUP = 2;
 
@@ -47,37 +45,16 @@ export interface FcptsHooks {
  */
 export function benchmarkPair(): { model: Module; teacher: Module } {
   manualSeed(0);
-  const model = arch();
-  const teacher = copyModel(model, arch);
-  for (const p of teacher.parameters()) p.requiresGrad = false;
-  return { model, teacher: teacher.eval() };
+  return withTeacher(arch(), arch);
 }
 
-/** Run `iters` FCPTS iterations (the exact correction after them, untimed); each iteration's ms. */
+/**
+ * Run `iters` FCPTS iterations on the benchmark pair (web/bench-cases.ts fcptsStepRecords: the exact correction after
+ * them untimed, a seeded batch handed over fresh each iteration); each iteration's ms.
+ */
 export async function fcptsIterations(batch: number, iters: number, hooks: FcptsHooks = {}): Promise<number[]> {
-  const { model, teacher } = benchmarkPair();
-  const x = randn([batch, 1, 28, 28]);
-  const times: number[] = [];
-  let start = 0;
-  await fcpts(
-    {
-      model,
-      teacher,
-      calibSize: 1024,
-      batch: async (step) => {
-        await hooks.before?.(step);
-        start = performance.now();
-        return x;
-      },
-      onStep: (log) => {
-        const ms = performance.now() - start;
-        times.push(ms);
-        hooks.onStep?.(log.step, ms);
-      },
-    },
-    { sparsity: SPARSITY, iters, batchSize: batch },
-  );
-  return times;
+  const records = await fcptsStepRecords(benchmarkPair(), batch, iters, { before: hooks.before, onStep: (r) => hooks.onStep?.(r.step, r.ms) });
+  return records.map((r) => r.ms);
 }
 
 /** The per-op profile of `iters` iterations after FCPTS_WARMUP (core/profile.ts), as a table of its top rows per iteration. */

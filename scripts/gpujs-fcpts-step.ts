@@ -5,55 +5,30 @@
 // result back: what the backend did before device arrays). Run in WebGL mode:
 //   PTSLAB_GPUJS_MODE=headlessgl xvfb-run -a -s "-screen 0 640x480x24" node dist/scripts/gpujs-fcpts-step.js [batch] [iters] [--host] [--json] [--profile]
 
-import { formatProfile, profileOpsAsync, randn, withBackend } from '../core/index.js';
+import { formatProfile, profileOpsAsync, withBackend } from '../core/index.js';
 import { createGpujsBackend } from '../core/backend/gpujs/index.js';
-import type { TransferStats } from '../core/backend/types.js';
-import { fcpts } from '../sparsity/fcpts.js';
+import { fcptsStepRecords, type StepRecord } from '../web/bench-cases.js';
 import { benchmarkPair } from './bench-fcpts.js';
 import { median } from './bench-models.js';
 
-export interface StepRecord extends TransferStats {
-  step: number;
-  ms: number;
-}
+export type { StepRecord };
 
 /**
  * `iters` FCPTS iterations at `batch` on a fresh gpujs backend; the model on the device unless onHost; with profile,
- * also the per-op profile of the iterations after the first (core/profile.ts) as a table.
+ * also the per-op profile of the iterations after the first (core/profile.ts) as a table. The timed loop is
+ * web/bench-cases.ts's fcptsStepRecords (the GPU check's FCPTS case runs the same one, on the bundled weights).
  */
 export async function gpujsFcptsSteps(batch: number, iters: number, onHost = false, profile = false): Promise<{ mode: string; steps: StepRecord[]; profile?: string }> {
   const gb = createGpujsBackend();
   if ('unavailable' in gb) throw new Error(`gpujs is not available here: ${gb.unavailable}`);
-  const { model, teacher } = benchmarkPair();
-  if (!onHost) {
-    model.moveTo(gb);
-    teacher.moveTo(gb);
-  }
-  const x = randn([batch, 1, 28, 28]);
-  const steps: StepRecord[] = [];
-  let start = 0;
+  const pair = benchmarkPair();
+  let steps: StepRecord[] = [];
   let table: string | undefined;
   try {
-    const run = (reset?: () => void) =>
-      fcpts(
-        {
-          model,
-          teacher,
-          calibSize: 1024,
-          batch: async (step) => {
-            if (step === 1) reset?.();
-            gb.resetTransfers();
-            start = performance.now();
-            // a fresh host batch each iteration, as a loader gives
-            return x.clone();
-          },
-          onStep: (log) => steps.push({ step: log.step, ms: performance.now() - start, ...gb.transfers() }),
-        },
-        { sparsity: 0.8, iters, batchSize: batch },
-      );
     await withBackend(gb, async () => {
-      if (!profile) return void (await run());
-      const r = await profileOpsAsync((ctl) => run(() => ctl.reset()));
+      if (!profile) return void (steps = await fcptsStepRecords(pair, batch, iters, { onHost }));
+      const r = await profileOpsAsync((ctl) => fcptsStepRecords(pair, batch, iters, { onHost, before: (step) => void (step === 1 && ctl.reset()) }));
+      steps = r.result;
       table = formatProfile(r.profile, { top: 14, per: iters - 1 });
     });
   } finally {
