@@ -4,16 +4,24 @@
 // data/calib.bin (calibration images, from the training split) and data/test.bin (held-out images).
 
 import { build, type Plugin } from 'esbuild';
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadDataset } from '../nn/train/index.js';
 import { bundledModelInfo } from '../experiments/models/index.js';
+import { loadExperiment } from '../experiments/kit.js';
+import type { Dataset } from '../nn/data/index.js';
+import { gitCommit } from '../scripts/commands/common.js';
+import { packageVersion } from '../scripts/commands/version.js';
+import { IMAGE, PAGE_MODEL } from './run.js';
+import { buildWasm, kernelSourcePaths, NOSHARED_FILES, wasmBuilds } from '../core/backend/cpu/build-wasm.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const WEB_OUT = join(root, 'dist-web');
 export const CALIB_IMAGES = 256, TEST_IMAGES = 500;
+/** The page's scripts, each web/<name>.ts bundled to dist-web/<name>.js: the page, its Web Worker, the benchmark page. */
+const ENTRIES = ['main', 'worker', 'bench'];
 
 /**
  * Every Node built-in, and the wasm kernels' compiler (AssemblyScript and binaryen, used at install time only), as a
@@ -40,16 +48,13 @@ module.exports = { ${keys.map((k) => `${JSON.stringify(k)}: fail(${JSON.stringif
   },
 };
 
-/** n images of a dataset split as the page's binary format (web/run.ts parseImageSet reads it). */
-function imageFile(split: 'train' | 'test', n: number): Uint8Array {
-  const ds = loadDataset('fashion-mnist', split, { augment: false });
-  const out = new Uint8Array(4 + n * 784 * 4 + n);
+/** Images and labels as the page's binary format (web/run.ts parseImageSet reads it). */
+function imageFile(ds: Dataset, n: number): Uint8Array {
+  const out = new Uint8Array(4 + n * IMAGE + n);
   new DataView(out.buffer).setUint32(0, n, true);
-  const images = new Float32Array(out.buffer, 4, n * 784);
   for (let i = 0; i < n; i++) {
-    const s = ds.get(i);
-    images.set(s.image.toArray(), i * 784);
-    out[4 + n * 784 * 4 + i] = s.label;
+    out.set(ds.raw(i).data, 4 + i * IMAGE);
+    out[4 + n * IMAGE + i] = ds.label(i);
   }
   return out;
 }
@@ -58,12 +63,12 @@ export async function buildWeb(): Promise<string> {
   mkdirSync(join(WEB_OUT, 'data'), { recursive: true });
   mkdirSync(join(WEB_OUT, 'models'), { recursive: true });
   const r = await build({
-    entryPoints: [join(root, 'web', 'main.ts')],
+    entryPoints: ENTRIES.map((e) => join(root, 'web', `${e}.ts`)).filter(existsSync),
     bundle: true,
     format: 'esm',
     platform: 'browser',
     target: 'es2022',
-    outfile: join(WEB_OUT, 'main.js'),
+    outdir: WEB_OUT,
     plugins: [nodeShims],
     logLevel: 'warning',
     metafile: true,
@@ -71,13 +76,24 @@ export async function buildWeb(): Promise<string> {
     // the kernel cache tells gpu.js's texture classes apart by their names
     keepNames: true,
     sourcemap: true,
+    // what the page's result.json records as the CLI's does: the package version and the commit it was built from
+    define: { PTSLAB_BUILD: JSON.stringify({ version: packageVersion(), commit: gitCommit() }) },
   });
   // what went into the bundle, for whoever trims it (npx esbuild --analyze reads it)
   writeFileSync(join(WEB_OUT, 'meta.json'), JSON.stringify(r.metafile));
-  copyFileSync(join(root, 'web', 'index.html'), join(WEB_OUT, 'index.html'));
-  copyFileSync(bundledModelInfo('fmnist-resnet20').weights, join(WEB_OUT, 'models', 'fmnist-resnet20.safetensors'));
-  writeFileSync(join(WEB_OUT, 'data', 'calib.bin'), imageFile('train', CALIB_IMAGES));
-  writeFileSync(join(WEB_OUT, 'data', 'test.bin'), imageFile('test', TEST_IMAGES));
+  for (const f of readdirSync(join(root, 'web')).filter((f) => f.endsWith('.html'))) copyFileSync(join(root, 'web', f), join(WEB_OUT, f));
+  copyFileSync(bundledModelInfo(PAGE_MODEL).weights, join(WEB_OUT, 'models', `${PAGE_MODEL}.safetensors`));
+  // the worker's wasm kernels (core/backend/cpu/browser.ts): the non-shared builds, next to worker.js; compiled first
+  // when missing or older than a kernel source (as the Node loader does), since `npm run web` does not run build-wasm
+  for (const [b, file] of [['simdNoShared', NOSHARED_FILES.simd], ['fmaNoShared', NOSHARED_FILES.fma]] as const) {
+    const built = existsSync(wasmBuilds[b].file) ? statSync(wasmBuilds[b].file).mtimeMs : -1;
+    if (built < 0 || kernelSourcePaths().some((s) => statSync(s).mtimeMs > built)) await buildWasm(b);
+    copyFileSync(wasmBuilds[b].file, join(WEB_OUT, file));
+  }
+  // the first CALIB_IMAGES training images, and the CLI's seeded evaluation subset of the held-out split (kit.heldOut)
+  const exp = loadExperiment({ model: PAGE_MODEL });
+  writeFileSync(join(WEB_OUT, 'data', 'calib.bin'), imageFile(loadDataset('fashion-mnist', 'train', { augment: false }), CALIB_IMAGES));
+  writeFileSync(join(WEB_OUT, 'data', 'test.bin'), imageFile(exp.heldOut({ images: TEST_IMAGES }), TEST_IMAGES));
   return WEB_OUT;
 }
 

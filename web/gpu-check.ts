@@ -20,12 +20,12 @@
 // under dist/) is imported when it runs, so --no-cpu works with dist/web/gpu-check.js, dist-web/ and playwright-core
 // alone (see scripts/gpu-check.sh for what a machine needs).
 
-import { createServer, type Server } from 'node:http';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { dirname, extname, join, normalize, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { serveStatic } from './serve.js';
 import type { BenchReport, BenchRow, GlInfo } from './bench-cases.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -57,20 +57,6 @@ const intOpt = (f: string, d: number) => {
   if (!Number.isInteger(n) || n < 0) throw new Error(`${f}: expected a whole number, got '${v}'`);
   return n;
 };
-
-const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.json': 'application/json', '.map': 'application/json' };
-
-function serve(dir: string): Promise<{ server: Server; url: string }> {
-  const server = createServer((req, res) => {
-    const file = normalize(join(dir, decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)));
-    if (!file.startsWith(dir) || !existsSync(file)) return void res.writeHead(404).end();
-    res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' }).end(readFileSync(file));
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => {
-    const a = server.address() as { port: number };
-    resolve({ server, url: `http://127.0.0.1:${a.port}` });
-  }));
-}
 
 function angleArgs(angle: string): string[] {
   const extra = process.env.PTSLAB_CHROMIUM_ARGS?.split(/\s+/).filter(Boolean) ?? [];
@@ -205,7 +191,7 @@ async function main(): Promise<number> {
   });
   console.log(`gpu-check: ${exe}, ANGLE ${angles.join(' then ')}; ${settings.warmup} warm-up + ${settings.reps} timed runs per kernel case (median), FCPTS batch ${settings.fcptsBatch}: ${settings.fcptsWarmup} warm-up + ${settings.fcptsSteps} timed iterations (median)${cpuSide ? '' : '; no cpu side'}`);
   const t0 = Date.now();
-  const { server, url } = await serve(WEB_OUT);
+  const { server, url } = await serveStatic(WEB_OUT);
   const attempts: Attempt[] = [];
   let report: BenchReport | null = null;
   let browserVersion = '';

@@ -1,29 +1,47 @@
-// The page's run, shared with the browser test's Node side so that both compute from the same inputs with the same
-// code: FCPTS on a bundled model from its safetensors bytes and a calibration subset given as arrays, then the exact
-// global sparsity counted from the pruned weights and top-1 on a held-out subset. The backend is the caller's:
-// gpujs (WebGL) in the page, the cpu backend in Node; with a device backend the models are moved onto it.
+// The page's run, shared by the page (on gpu.js WebGL in the tab, or the wasm cpu backend in its Web Worker) and by
+// the browser test's Node side, so that all of them compute from the same inputs with the same code: the bundled
+// model from its safetensors bytes, the dense model's top-1, then each method through sparsity/prune.ts exactly as a
+// CLI cell runs it (FCPTS, and ERK and LAMP with BatchNorm re-calibration), each cell's result.json assembled by the
+// CLI's own function (experiments/cell-result.ts). The backend is the caller's; with a device backend the models are
+// moved onto it. Everything runPage reports goes through `emit` as structured-cloneable events (a worker posts them).
 
-import { backend, fromStorage, noGrad, type Backend } from '../core/index.js';
+import { backend } from '../core/index.js';
+import { cellResult, type CellResult } from '../experiments/cell-result.js';
 import { buildBundledArch, bundledModelSpec } from '../experiments/models/index.js';
+import { ArrayDataset } from '../nn/data/array-dataset.js';
+import { DataError, type Dataset } from '../nn/data/types.js';
 import { parseSafetensors } from '../nn/io/safetensors.js';
-import { fcpts } from '../sparsity/fcpts.js';
+import type { Module } from '../nn/index.js';
+import { evaluate } from '../nn/train/evaluate.js';
+import { evalTransform, trainTransform } from '../nn/train/setup.js';
 import type { StepLog } from '../sparsity/distill.js';
-import { copyModel } from '../sparsity/prune.js';
+import { modelMacs } from '../sparsity/macs.js';
 import { prunableLayers } from '../sparsity/prunable.js';
+import { prune, type PruneConfig } from '../sparsity/prune.js';
 
-const IMAGE = 28 * 28;
+/** Bytes of one 28x28 grey image. */
+export const IMAGE = 28 * 28;
+export const PAGE_MODEL = 'fmnist-resnet20';
+/** The methods the page offers: FCPTS and two one-shot baselines, which get BatchNorm re-calibration. */
+export const PAGE_METHODS = ['fcpts', 'erk', 'lamp'] as const;
+export type PageMethod = (typeof PAGE_METHODS)[number];
 
-/** Images [n, 1, 28, 28] (normalised float32, row-major) and their labels. */
+// Fashion-MNIST's class names (nn/data/fashion-mnist.ts reads files; the page only needs the names)
+const CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
+
+/** 28x28 grey images (uint8, row-major) and their labels. */
 export interface ImageSet {
-  readonly images: Float32Array;
+  readonly pixels: Uint8Array;
   readonly labels: Uint8Array;
 }
 
-/** The page's image files (web/build.ts writes them): uint32 count, count x 784 float32 images, count uint8 labels. */
-export function parseImageSet(b: Uint8Array): ImageSet {
-  const n = new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true);
-  const images = new Float32Array(b.buffer.slice(b.byteOffset + 4, b.byteOffset + 4 + n * IMAGE * 4));
-  return { images, labels: b.slice(4 + n * IMAGE * 4, 4 + n * IMAGE * 4 + n) };
+/** The page's image files (web/build.ts writes them): uint32 count, count x 784 uint8 pixels, count uint8 labels. */
+export function parseImageSet(b: Uint8Array, file: string): ImageSet {
+  const n = b.length >= 4 ? new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true) : -1;
+  if (n < 0 || b.length !== 4 + n * (IMAGE + 1)) {
+    throw new DataError(`${file}: ${b.length} bytes is not an image set (uint32 count, then count x ${IMAGE} pixel bytes and count labels${n >= 0 ? `: ${4 + n * (IMAGE + 1)} bytes for ${n} images` : ''})`);
+  }
+  return { pixels: b.slice(4, 4 + n * IMAGE), labels: b.slice(4 + n * IMAGE) };
 }
 
 export interface PageRunOptions {
@@ -32,82 +50,86 @@ export interface PageRunOptions {
   calib: ImageSet;
   test: ImageSet;
   sparsity: number;
+  /** FCPTS iterations. */
   iters: number;
   batchSize: number;
-  onStep?: (log: StepLog) => void | Promise<void>;
+  methods: readonly PageMethod[];
+  /** What result.json records as `version` and `commit` (the page: its build's; Node: the checkout's). */
+  build: { version: string; commit: string | null };
+  /** Cells finished earlier (a run resumed after a lost context, a reload or a switch of engine): not run again. */
+  done?: readonly CellResult[];
+  /** Evaluate on the first this many held-out images (default all of o.test; software WebGL is slow). */
+  evalImages?: number;
+  /** The dense model's top-1 when already known (a resumed run). */
+  denseTop1?: number;
 }
 
-export interface PageResult {
-  model: string;
-  backend: string;
-  targetSparsity: number;
-  iters: number;
-  /** Zero weights of the prunable layers over their size, counted from the weights after pruning. */
-  sparsity: number;
-  zeros: number;
-  prunable: number;
-  layers: { name: string; sparsity: number }[];
-  top1: number;
-  testImages: number;
-  history: StepLog[];
+export type PageEvent =
+  | { kind: 'status'; text: string }
+  | { kind: 'dense'; top1: number; evalImages: number }
+  | { kind: 'begin'; method: PageMethod; layers: { name: string; params: number }[] }
+  /** One FCPTS iteration: its log and each layer's sparsity S_l in that iteration (layer order of 'begin'). */
+  | { kind: 'step'; method: PageMethod; log: StepLog; layers: number[] }
+  | { kind: 'cell'; result: CellResult; history: StepLog[] };
+
+export interface PageReport {
+  denseTop1: number;
+  cells: CellResult[];
 }
 
-/** Images i0..i1 of a set as a [n, 1, 28, 28] tensor. */
-const batchOf = (s: ImageSet, i0: number, i1: number) => fromStorage(s.images.slice(i0 * IMAGE, i1 * IMAGE), [i1 - i0, 1, 28, 28]);
+/** The prune() config of one of the page's cells: the CLI's keys, with the page's schedule. */
+export function pageConfig(method: PageMethod, o: Pick<PageRunOptions, 'sparsity' | 'iters' | 'batchSize' | 'calib'>): PruneConfig {
+  const common = { method, sparsity: o.sparsity, seed: 0, calib: o.calib.labels.length, batchSize: o.batchSize };
+  return method === 'fcpts' ? { ...common, iters: o.iters } : { ...common, bnRecal: true };
+}
 
-export async function runFcpts(o: PageRunOptions): Promise<PageResult> {
-  const b: Backend = backend();
+const dataset = (name: string, s: ImageSet, augment: boolean): Dataset =>
+  new ArrayDataset(name, s.pixels, s.labels, { height: 28, width: 28, channels: 1 }, CLASSES, augment ? trainTransform('fashion-mnist') : evalTransform('fashion-mnist'));
+
+export async function runPage(o: PageRunOptions, emit: (e: PageEvent) => unknown): Promise<PageReport> {
+  const b = backend();
   const spec = bundledModelSpec(o.model);
-  const arch = () => buildBundledArch(spec);
-  const model = arch();
-  model.loadStateDict(parseSafetensors(o.weights, `${o.model}/model.safetensors`).tensors);
-  model.eval();
-  const teacher = copyModel(model, arch);
-  for (const p of teacher.parameters()) p.requiresGrad = false;
-  teacher.eval();
-  if (b.upload) {
-    model.moveTo(b);
-    teacher.moveTo(b);
-  }
-  const n = o.calib.labels.length;
-  const history: StepLog[] = [];
-  await fcpts(
-    {
-      model,
-      teacher,
-      calibSize: n,
-      // the calibration subset in order, wrapping around
-      batch: async (step) => {
-        const i0 = (step * o.batchSize) % n;
-        return batchOf(o.calib, i0, Math.min(i0 + o.batchSize, n));
-      },
-      onStep: async (log) => {
-        history.push(log);
-        await o.onStep?.(log);
-      },
-    },
-    { sparsity: o.sparsity, iters: o.iters, batchSize: o.batchSize },
-  );
-  model.eval();
-  const layers = prunableLayers(model, {});
-  let zeros = 0, prunable = 0;
-  const perLayer = layers.map((l) => {
-    const w = l.weight.toArray();
-    let z = 0;
-    for (let i = 0; i < w.length; i++) if (w[i] === 0) z++;
-    zeros += z;
-    prunable += w.length;
-    return { name: l.name, sparsity: z / w.length };
-  });
-  let correct = 0;
-  const m = o.test.labels.length;
-  for (let i0 = 0; i0 < m; i0 += 100) {
-    const i1 = Math.min(i0 + 100, m);
-    const pred = noGrad(() => model.call(batchOf(o.test, i0, i1)).argmax(1)).toArray();
-    for (let i = i0; i < i1; i++) if (pred[i - i0] === o.test.labels[i]) correct++;
-  }
-  return {
-    model: o.model, backend: b.name, targetSparsity: o.sparsity, iters: o.iters,
-    sparsity: zeros / prunable, zeros, prunable, layers: perLayer, top1: (100 * correct) / m, testImages: m, history,
+  const state = parseSafetensors(o.weights, `${o.model}.safetensors`).tensors;
+  const makeModel = (): Module => {
+    const m = buildBundledArch(spec);
+    m.loadStateDict(state);
+    if (b.upload) m.moveTo(b);
+    return m;
   };
+  const calibSource = dataset('page calibration subset', o.calib, true);
+  const calibSourcePlain = dataset('page calibration subset', o.calib, false);
+  const m = Math.min(o.evalImages ?? o.test.labels.length, o.test.labels.length);
+  const test = dataset('page held-out subset', { pixels: o.test.pixels.subarray(0, m * IMAGE), labels: o.test.labels.subarray(0, m) }, false);
+  let denseTop1 = o.denseTop1;
+  if (denseTop1 === undefined) {
+    await emit({ kind: 'status', text: `evaluating the dense model on ${test.length} held-out images` });
+    denseTop1 = (await evaluate(makeModel(), test, { batchSize: 100 })).top1;
+    await emit({ kind: 'dense', top1: denseTop1, evalImages: test.length });
+  }
+  const cells = [...(o.done ?? [])];
+  for (const method of o.methods) {
+    if (cells.some((c) => c.method === method)) continue;
+    const model = makeModel();
+    model.eval();
+    const layers = prunableLayers(model, {}).map((l) => ({ name: l.name, params: l.weight.size }));
+    await emit({ kind: 'begin', method, layers });
+    await emit({ kind: 'status', text: method === 'fcpts' ? `FCPTS: ${o.iters} iterations of batch ${o.batchSize}` : `${method.toUpperCase()} and BatchNorm re-calibration` });
+    const config = pageConfig(method, o);
+    const outcome = await prune(
+      {
+        model, makeModel, calibSource, calibSourcePlain,
+        onStep: (log, detail) => emit({ kind: 'step', method, log, layers: detail.layerSparsity() }),
+      },
+      config,
+    );
+    await emit({ kind: 'status', text: `${method}: evaluating the pruned model` });
+    const acc = await evaluate(model, test, { batchSize: 100 });
+    const result = cellResult({
+      config, experiment: { name: o.model, arch: spec.arch, dataset: 'fashion-mnist' }, outcome,
+      top1: acc.top1, denseTop1, evalImages: acc.count, macs: modelMacs(model, [1, 28, 28]), ...o.build,
+    });
+    cells.push(result);
+    await emit({ kind: 'cell', result, history: outcome.history });
+  }
+  return { denseTop1, cells };
 }
