@@ -1,5 +1,6 @@
 // Generated README blocks: a results block is the top-1 table of a committed results.json (values, pending cells,
-// the exactness line), stale blocks are reported, text outside the blocks is kept, a missing folder is an error
+// the exactness line), a gpucheck block is a committed GPU check's table and a browser block a test:browser log's
+// runs, stale blocks are reported, text outside the blocks is kept, a missing folder is an error
 // naming it, and the repository's own README files are up to date with the committed results and model records.
 
 import { test } from 'uvu';
@@ -104,6 +105,35 @@ test('the models block lists the three bundled models with their goals', () => {
   assert.match(r.text, /\| `fmnist-resnet20` \| resnet20 \| fashion-mnist \| >= 92% \|/);
   assert.match(r.text, /\| `fmnist-mobilenetv2` \| mobilenetv2 x0\.5 \| fashion-mnist \| >= 91% \|/);
   assert.match(r.text, /\| `mnist-resnet20` \| resnet20 \| mnist \| >= 99\.3% \|/);
+});
+
+test('a gpucheck block: gpu.js WebGL against the cpu backend per case, the renderer, commit and settings', () => {
+  const row = (c: string, engine: string, gflops: number | null, ms: number) => ({ case: c, shape: `${c} shape`, engine, gflops, ms });
+  writeFileSync(join(root, 'check.json'), JSON.stringify({
+    when: '2026-12-03T19:20:10.021Z', commit: 'ff96af220fecbf878689f7a89eb17c921668e72c',
+    settings: { reps: 2, warmup: 1, fcptsBatch: 8, fcptsSteps: 1, fcptsWarmup: 1 }, browser: '156.0', renderer: { renderer: 'ANGLE (llvmpipe)', version: 'WebGL 2.0' },
+    attempts: [{ angle: 'vulkan', args: ['--use-angle=vulkan'], ok: false }, { angle: 'gl-egl', args: ['--use-angle=gl-egl'], ok: true }],
+    rows: [row('gemm-512', 'ptslab-gpujs-webgl2', 0.73, 368), row('step', 'ptslab-gpujs-webgl2', null, 3781.7), row('gemm-512', 'ptslab-cpu', 26.3, 10.2), row('step', 'ptslab-cpu', null, 127.66)],
+  }));
+  const r = renderGenerated('<!-- ptslab:gpucheck check.json -->\n<!-- /ptslab:gpucheck -->\n', root).text;
+  // the caption is wrapped like the prose around it; read it as one line
+  assert.match(r.replace(/\n(?=[^|<\n])/g, ' '), /commit ff96af2, 2026-12-03\): Chromium 156\.0 with `--use-angle=gl-egl`, WebGL renderer ANGLE \(llvmpipe\); 1 warm-up \+ 2 timed/);
+  assert.match(r, /\| gemm-512 \| gemm-512 shape \| 368 \| 0\.730 \| 10\.2 \| 26\.3 \| 36\.1x \|/);
+  assert.match(r, /\| step \| step shape \| 3781\.7 \| – \| 127\.66 \| – \| 29\.6x \|/);
+  throwsMatching(() => renderGenerated('<!-- ptslab:gpucheck nope.json -->\n<!-- /ptslab:gpucheck -->', root), JsonFileError, /ptslab:gpucheck nope\.json: file not found/);
+});
+
+test('a browser block: the log header, each page run, the Node run and the checks counted', () => {
+  writeFileSync(join(root, 'browser.txt'), [
+    '# npm run test:browser at commit abc1234, somewhere', '  [page] [0.0 s] loading', 'page q=1: loaded in 513 ms, 1411 KiB fetched before the load event',
+    'page q=1: 179.1 s on gpu.js webgl2 in this tab; done: fcpts 93.0%', 'node (cpu backend): dense 97%, fcpts 93%', 'ok   a', 'ok   b', 'FAIL c', '',
+  ].join('\n'));
+  const r = renderGenerated('<!-- ptslab:browser browser.txt -->\n<!-- /ptslab:browser -->\n', root).text;
+  assert.match(r, /From `browser\.txt`: npm run test:browser at commit abc1234, somewhere\. 2 checks passed, 1 failed\.\n\n/);
+  assert.match(r, /- `page q=1: loaded in 513 ms, 1411 KiB fetched before the load event`\n- `page q=1: 179\.1 s on gpu\.js webgl2 in this tab; done: fcpts 93\.0%`\n- `node \(cpu backend\): dense 97%, fcpts 93%`\n<!--/);
+  assert.not.match(r, /loading/);
+  writeFileSync(join(root, 'empty.txt'), '# header only\n');
+  throwsMatching(() => renderGenerated('<!-- ptslab:browser empty.txt -->\n<!-- /ptslab:browser -->', root), Error, /ptslab:browser empty\.txt: no page runs in the log/);
 });
 
 test('the repository README files match the committed results and model records (ptslab readme --check)', () => {

@@ -52,9 +52,10 @@ async function runInPage(browser: Browser, url: string, query: string, shot: str
   // what a person waits for before the page answers: its load event, and the bytes it fetched for that
   const load = JSON.parse(await page.evaluate(`JSON.stringify({
     ms: performance.getEntriesByType('navigation')[0].loadEventEnd,
-    bytes: performance.getEntriesByType('resource').concat(performance.getEntriesByType('navigation')).reduce((a, r) => a + r.encodedBodySize, 0),
+    bytes: performance.getEntriesByType('resource').concat(performance.getEntriesByType('navigation'))
+      .filter((r) => r.responseEnd <= performance.getEntriesByType('navigation')[0].loadEventEnd).reduce((a, r) => a + r.encodedBodySize, 0),
   })`)) as { ms: number; bytes: number };
-  console.log(`page ${query}: loaded in ${load.ms.toFixed(0)} ms, ${(load.bytes / 1024).toFixed(0)} KiB fetched by then`);
+  console.log(`page ${query}: loaded in ${load.ms.toFixed(0)} ms, ${(load.bytes / 1024).toFixed(0)} KiB fetched before the load event`);
   await done();
   const result = async () => JSON.parse((await page.textContent('#result'))!) as PageOutput;
   const before = reload ? await result() : undefined;
@@ -73,6 +74,21 @@ async function runInPage(browser: Browser, url: string, query: string, shot: str
   return { report, before, seconds, status, logs };
 }
 
+/** The WebGL2 renderer string a blank page of this browser gets, or null without WebGL2. */
+async function webglRenderer(browser: Browser): Promise<string | null> {
+  const page = await browser.newPage();
+  try {
+    return await page.evaluate(`(() => {
+      const gl = document.createElement('canvas').getContext('webgl2');
+      if (!gl) return null;
+      const e = gl.getExtension('WEBGL_debug_renderer_info');
+      return String(gl.getParameter(e ? e.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+    })()`);
+  } finally {
+    await page.close();
+  }
+}
+
 async function main(): Promise<number> {
   const exe = process.env.PTSLAB_CHROMIUM ?? '/usr/bin/chromium';
   if (!existsSync(exe)) {
@@ -83,12 +99,22 @@ async function main(): Promise<number> {
   const batch = 8;
   await buildWeb();
   const { server, url } = await serveStatic(WEB_OUT);
-  // ANGLE over EGL reaches Mesa's llvmpipe (no X display needed), several times faster than ANGLE's SwiftShader here
-  const angle = process.env.PTSLAB_BROWSER_ANGLE ?? 'gl-egl';
-  const browser = await chromium.launch({
+  // ANGLE over EGL reaches Mesa's llvmpipe (no X display needed), about 2x faster than ANGLE's SwiftShader here;
+  // where it gives no WebGL2 (no Mesa EGL installed) the test says so and takes SwiftShader
+  const launch = (angle: string) => chromium.launch({
     executablePath: exe, headless: true,
     args: [`--use-angle=${angle}`, '--ignore-gpu-blocklist', ...(angle === 'swiftshader' ? ['--enable-unsafe-swiftshader'] : [])],
   });
+  let angle = process.env.PTSLAB_BROWSER_ANGLE ?? 'gl-egl';
+  let browser = await launch(angle);
+  let renderer = await webglRenderer(browser);
+  if (!renderer && angle !== 'swiftshader') {
+    console.log(`--use-angle=${angle} gave no WebGL2 here: using --use-angle=swiftshader`);
+    await browser.close();
+    browser = await launch((angle = 'swiftshader'));
+    renderer = await webglRenderer(browser);
+  }
+  console.log(`Chromium ${browser.version()}, --use-angle=${angle}: WebGL2 renderer ${renderer ?? 'none'}`);
   mkdirSync('test-output', { recursive: true });
   let failures = 0;
   const check = (ok: boolean, what: string) => {

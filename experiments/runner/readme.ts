@@ -10,6 +10,12 @@
 //   <!-- ptslab:bench experiments/results/bench/<run>.jsonl -->     whole-model rows of a committed
 //   ...generated...                                                 `npm run bench -- --json` run against
 //   <!-- /ptslab:bench -->                                          PyTorch, and the speed targets met or not
+//   <!-- ptslab:gpucheck experiments/results/bench/<run>.json -->   a committed `scripts/gpu-check.sh --out` run:
+//   ...generated...                                                 gpu.js WebGL against the cpu backend per case,
+//   <!-- /ptslab:gpucheck -->                                       the renderer, the commit and the settings
+//   <!-- ptslab:browser experiments/results/bench/<run>.txt -->     a committed `npm run test:browser` log: each
+//   ...generated...                                                 page run (load time, seconds, engines, top-1),
+//   <!-- /ptslab:browser -->                                        Node's run, and the checks passed
 //
 // Paths in a marker are relative to the repository root. Text outside the blocks is never touched.
 
@@ -20,7 +26,7 @@ import { readJsonFile, readJsonIfExists } from '../json-file.js';
 import { listBundledModels } from '../models/index.js';
 import { distinctOf, shortCommit, statTable, type CellRecord, type RunMeta } from './results.js';
 
-const BLOCK = /<!-- ptslab:(results|models|bench)([^>]*?)-->\n([\s\S]*?)<!-- \/ptslab:\1 -->/g;
+const BLOCK = /<!-- ptslab:(results|models|bench|gpucheck|browser)([^>]*?)-->\n([\s\S]*?)<!-- \/ptslab:\1 -->/g;
 
 
 /** Break `text` at spaces into lines of at most `width` characters (a longer word keeps a line of its own). */
@@ -149,12 +155,68 @@ export function benchBlock(root: string, file: string): string {
   return lines.join('\n');
 }
 
+interface GpuCheckRecord {
+  when: string;
+  commit: string | null;
+  settings: { reps: number; warmup: number; fcptsBatch: number; fcptsSteps: number; fcptsWarmup: number };
+  browser: string;
+  renderer: { renderer: string; version: string } | null;
+  attempts: { angle: string; args: string[]; ok: boolean }[];
+  rows: BenchRow[];
+}
+
+/** A committed GPU check (web/gpu-check.ts --out): per case, gpu.js WebGL and the cpu backend side by side. */
+export function gpuCheckBlock(root: string, file: string): string {
+  const d = readJsonFile<GpuCheckRecord>(join(root, file), `ptslab:gpucheck ${file}`);
+  const gl = d.rows.filter((r) => r.engine.startsWith('ptslab-gpujs'));
+  if (!gl.length) throw new Error(`ptslab:gpucheck ${file}: no gpu.js rows`);
+  const cpu = (c: string) => d.rows.find((r) => r.case === c && r.engine === 'ptslab-cpu');
+  const rate = (r: BenchRow | undefined) => (r?.gflops == null ? '–' : r.gflops.toPrecision(3));
+  const ran = d.attempts.find((a) => a.ok);
+  const s = d.settings;
+  const lines = [
+    `From \`${file}\` (commit ${(d.commit ?? 'unknown').slice(0, 7)}, ${d.when.slice(0, 10)}): Chromium ${d.browser} with \`${ran?.args.join(' ') ?? '?'}\`, WebGL renderer ${d.renderer?.renderer ?? '?'}; ${s.warmup} warm-up + ${s.reps} timed runs per kernel case, FCPTS at batch ${s.fcptsBatch} with ${s.fcptsWarmup} + ${s.fcptsSteps} iterations (medians).`,
+    '',
+    '| case | shape | gpu.js WebGL ms | GFLOP/s | cpu ms | GFLOP/s | WebGL time / cpu time |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const r of gl) {
+    const c = cpu(r.case);
+    lines.push(`| ${r.case} | ${r.shape} | ${r.ms} | ${rate(r)} | ${c?.ms ?? '–'} | ${rate(c)} | ${c ? `${(r.ms / c.ms).toPrecision(3)}x` : '–'} |`);
+  }
+  return wrapWords(lines[0], 118) + lines.slice(1).map((l) => `\n${l}`).join('');
+}
+
+/**
+ * A committed `npm run test:browser` log: its header line, each page run's load and result lines (`page ...`), the
+ * Node run's line, and how many checks passed and failed.
+ */
+export function browserBlock(root: string, file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(join(root, file), 'utf8');
+  } catch (e) {
+    throw new Error(`ptslab:browser ${file}: cannot read the test:browser log (${(e as Error).message})`);
+  }
+  const lines = text.split('\n');
+  const ok = lines.filter((l) => l.startsWith('ok ')).length, failed = lines.filter((l) => l.startsWith('FAIL ')).length;
+  const runs = lines.filter((l) => /^page .*: (loaded in|[\d.]+ s on)/.test(l) || l.startsWith('node (cpu backend)'));
+  if (!runs.length) throw new Error(`ptslab:browser ${file}: no page runs in the log`);
+  const head = lines[0].replace(/^# /, '');
+  return [wrapWords(`From \`${file}\`: ${head}. ${ok} checks passed, ${failed} failed.`, 118), '', ...runs.map((l) => `- \`${l}\``)].join('\n');
+}
+
+/** Each block kind's renderer, from the repository root and the marker's argument. */
+const BLOCKS: Record<string, (root: string, arg: string) => string> = {
+  results: resultsBlock, models: modelsBlock, bench: benchBlock, gpucheck: gpuCheckBlock, browser: browserBlock,
+};
+
 /** The text with every generated block rewritten; `stale` lists the blocks whose content changed. */
 export function renderGenerated(text: string, root: string): { text: string; stale: string[] } {
   const stale: string[] = [];
   const out = text.replace(BLOCK, (whole, kind: string, arg: string, body: string) => {
     const a = arg.trim();
-    const fresh = `${kind === 'results' ? resultsBlock(root, a) : kind === 'bench' ? benchBlock(root, a) : modelsBlock(root)}\n`;
+    const fresh = `${BLOCKS[kind](root, a)}\n`;
     if (fresh !== body) stale.push(`ptslab:${kind}${a ? ` ${a}` : ''}`);
     return `<!-- ptslab:${kind}${arg}-->\n${fresh}<!-- /ptslab:${kind} -->`;
   });

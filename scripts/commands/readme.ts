@@ -1,5 +1,5 @@
 // `ptslab readme [FILE...] [--check]`: rewrite the generated blocks of markdown files (default README.md,
-// experiments/README.md and experiments/models/README.md) from the committed result files and model records (experiments/runner/readme.ts).
+// experiments/README.md, experiments/models/README.md and web/README.md) from the committed result files and model records (experiments/runner/readme.ts).
 // --check writes nothing and exits 1 naming the stale blocks, so CI catches a README number that no file backs.
 
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -19,7 +19,7 @@ interface ReadmeArgs {
 /** The repository root (this file is compiled to dist/scripts/commands). */
 export const repoRoot = (): string => fileURLToPath(new URL('../../..', import.meta.url));
 
-export const DEFAULT_README_FILES = ['README.md', 'experiments/README.md', 'experiments/models/README.md'];
+export const DEFAULT_README_FILES = ['README.md', 'experiments/README.md', 'experiments/models/README.md', 'web/README.md'];
 
 const command: CommandModule<object, ReadmeArgs> = {
   command: 'readme [files..]',
