@@ -25,7 +25,7 @@ export type { Backend, View, HostView, Kernels, HostKernels, KernelName, Transfe
 export { composeBackend, hostBackend, KERNEL_NAMES, type ComposeSpec } from './backend/compose.js';
 export { referenceBackend } from './backend/reference.js';
 export { profileOps, profileOpsAsync, formatProfile } from './profile.js';
-export type { Profile, ProfileRow, ProfileControl, FormatOptions as ProfileFormatOptions } from './profile.js';
+export type { Profile, ProfileRow, ProfileControl, ProfileOptions, FormatOptions as ProfileFormatOptions } from './profile.js';
 export { PtslabError, ShapeError, ArgumentError, AutogradError, NumericError } from './errors.js';
 export { gradcheck, GradcheckError } from './gradcheck.js';
 export type { GradcheckOptions, JacobianEntry } from './gradcheck.js';

@@ -7,6 +7,10 @@
 // counts once, under the outer name. What is left of the wall time is "js/other": tensor bookkeeping, autograd,
 // optimizers, the data pipeline and, for an async fn, the time spent waiting in awaits.
 //
+// An asynchronous device (WebGL queues its draws and runs them at the next readback) would charge an op's work to
+// whichever later op waits for it: ProfileOptions.sync (e.g. the GL context's finish) runs at the end of every
+// outermost call, inside its time, so each op is charged its own work (and the device loses its overlap with JS).
+//
 // The Proxy gets the wrapped backend's name, so code that reads backend().name is unchanged, and the registry entry
 // under that name is put back afterwards (withBackend registers the object it is given).
 
@@ -74,7 +78,7 @@ class Recorder {
   private depth = 0;
   readonly proxy: Backend;
 
-  constructor(readonly base: Backend) {
+  constructor(readonly base: Backend, private readonly sync?: () => void) {
     const wrapped = new Map<PropertyKey, AnyFn>();
     this.proxy = new Proxy(base, {
       get: (target, prop) => {
@@ -97,7 +101,9 @@ class Recorder {
       this.depth++;
       const t0 = performance.now();
       try {
-        return fn.apply(target, args);
+        const out = fn.apply(target, args);
+        this.sync?.();
+        return out;
       } finally {
         const ms = performance.now() - t0;
         this.depth--;
@@ -144,11 +150,16 @@ export interface ProfileControl {
   snapshot(): Profile;
 }
 
+export interface ProfileOptions {
+  /** Wait for the device's queued work at the end of every op, inside its time (a GL context's finish()). */
+  sync?: () => void;
+}
+
 /** Run fn with a timing Proxy around `backend()`, then put the registry entry of its name back as it was. */
-function scoped<T>(fn: (ctl: ProfileControl) => T): { out: T; final: () => Profile } {
+function scoped<T>(fn: (ctl: ProfileControl) => T, opts: ProfileOptions): { out: T; final: () => Profile } {
   const base = backend();
   const registered = findBackend(base.name);
-  const rec = new Recorder(base);
+  const rec = new Recorder(base, opts.sync);
   const restore = () => registerBackend(registered ?? base);
   let t0 = performance.now();
   const ctl: ProfileControl = {
@@ -176,8 +187,8 @@ function scoped<T>(fn: (ctl: ProfileControl) => T): { out: T; final: () => Profi
 }
 
 /** Profile a synchronous fn by backend kernel. */
-export function profileOps<T>(fn: (ctl: ProfileControl) => T): { result: T; profile: Profile } {
-  const { out, final } = scoped(fn);
+export function profileOps<T>(fn: (ctl: ProfileControl) => T, opts: ProfileOptions = {}): { result: T; profile: Profile } {
+  const { out, final } = scoped(fn, opts);
   if (out instanceof Promise) {
     out.catch(() => {});
     throw new TypeError('profileOps: fn returned a promise; use profileOpsAsync for an async fn');
@@ -186,8 +197,8 @@ export function profileOps<T>(fn: (ctl: ProfileControl) => T): { result: T; prof
 }
 
 /** Profile an async fn by backend kernel (the wall time runs until its promise settles; awaits count as js/other). */
-export async function profileOpsAsync<T>(fn: (ctl: ProfileControl) => Promise<T>): Promise<{ result: T; profile: Profile }> {
-  const { out, final } = scoped(fn);
+export async function profileOpsAsync<T>(fn: (ctl: ProfileControl) => Promise<T>, opts: ProfileOptions = {}): Promise<{ result: T; profile: Profile }> {
+  const { out, final } = scoped(fn, opts);
   const result = await out;
   return { result, profile: final() };
 }

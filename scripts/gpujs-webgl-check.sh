@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/gpujs-webgl-check.sh: run the gpujs backend's test suite once in WebGL mode (gpu.js 'headlessgl', i.e.
+# scripts/gpujs-webgl-check.sh: run the gpujs backend's test suite and the backend parity suite (every kernel against the reference) once in WebGL mode (gpu.js 'headlessgl', i.e.
 # headless-gl on Mesa llvmpipe) under a virtual X display. Needs .ci/gpu-setup.sh to have run (it builds `gl` and
 # installs Xvfb). The suite fails, rather than skips, when PTSLAB_GPUJS_MODE names a mode that cannot start, so a
 # broken WebGL setup is a red CI run. Also available as `npm run test:webgl`.
@@ -15,4 +15,4 @@ fi
 [ -f dist/tests/gpujs.test.js ] || { echo "gpujs-webgl-check: dist/tests/gpujs.test.js missing; build first" >&2; exit 1; }
 # -a: first free display number (parallel jobs); 24-bit screen so Mesa offers float-capable visuals.
 PTSLAB_GPUJS_MODE=headlessgl exec xvfb-run -a -s "-screen 0 640x480x24" \
-  node --enable-source-maps node_modules/uvu/bin.js dist/tests "gpujs(-device|-resident)?\.test\.js$"
+  node --enable-source-maps node_modules/uvu/bin.js dist/tests "(gpujs(-device|-resident)?|backend-parity)\.test\.js$"

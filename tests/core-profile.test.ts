@@ -1,7 +1,8 @@
 // The per-op profile (core/profile.ts): a conv forward + backward shows its conv kernels with their calls and shape
 // keys, the rows (js/other included) add up to the wall time and the backend's share stays within it; a kernel
 // that calls another kernel counts once; the registry entry under the backend's name is the original again after;
-// the async variant sees ops after an await; reset/snapshot profile a window; the sync variant refuses a promise.
+// the async variant sees ops after an await; reset/snapshot profile a window; the sync variant refuses a promise;
+// opts.sync runs once at the end of every outermost call, inside its time.
 
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -106,6 +107,22 @@ test('async: ops after an await are seen; reset and snapshot profile a window', 
 test('profileOps refuses an async fn, naming profileOpsAsync', () => {
   withBackend('reference', () => {
     assert.throws(() => profileOps(async () => 1), /use profileOpsAsync/);
+  });
+});
+
+test('opts.sync runs once per outermost call, inside the call\'s time', () => {
+  withBackend('reference', () => {
+    let syncs = 0;
+    // a sync that takes 2 ms: each call's time includes it
+    const sync = () => {
+      syncs++;
+      const t = performance.now();
+      while (performance.now() - t < 2);
+    };
+    const { profile } = profileOps(convStep, { sync });
+    assert.is(syncs, profile.calls, 'one sync per outermost backend call');
+    assert.ok(profile.backendMs >= 2 * profile.calls, `backend time ${profile.backendMs} ms for ${profile.calls} calls of >= 2 ms`);
+    for (const r of profile.rows.filter((r) => r.name !== 'js/other')) assert.ok(r.ms >= 2 * r.calls, `${r.name}: ${r.ms} ms over ${r.calls} calls`);
   });
 });
 

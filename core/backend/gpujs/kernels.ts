@@ -40,6 +40,8 @@ export const MAX_QUOTIENT = 2 ** 20;
 export interface GlContext {
   isContextLost(): boolean;
   getExtension(name: string): unknown;
+  /** Wait until every queued GL command has run (a profile's sync). */
+  finish(): void;
   readonly canvas: unknown;
 }
 
@@ -101,16 +103,20 @@ export class KernelCache {
       tactic: 'precision',
       loopMaxIterations: 1 << 24,
       immutable: false,
-      // argument sizes are uniforms, not compiled in: one kernel takes textures of any size for the same operand
-      dynamicArguments: true,
+      // argument sizes compiled in as constants: the shader's index-to-texel divisions are then by constants, which
+      // the driver's compiler turns into multiplies (twice as fast a conv on llvmpipe as sizes passed as uniforms,
+      // which need integer divisions per fetch). gpu.js does not check a later argument's size against the compiled
+      // one, so run() compiles a sibling per operand size (argKind).
+      dynamicArguments: false,
       ...settings,
     });
   }
 
   /**
    * Run a cached kernel, recording (once per kernel) any run gpu.js moved to another mode. gpu.js specialises a kernel
-   * to the kinds of its first arguments (a texture, a host array, an input(), a number) and refuses others, so a call
-   * with other kinds (a tensor on the device where a host array came first) runs a sibling compiled for them.
+   * to the kinds and sizes of its first arguments (a texture, a host array, an input(), a number) and refuses other
+   * kinds (and would misread other sizes), so a call with other kinds or sizes (a tensor on the device where a host
+   * array came first, a texture of another layout) runs a sibling compiled for them.
    */
   run(key: string, k: GpuKernel, ...args: Parameters<GpuKernel>): KernelResult {
     const kinds = args.map(argKind).join('');
@@ -147,11 +153,18 @@ export class KernelCache {
   }
 }
 
-/** The kind of a kernel argument, as gpu.js tells them apart: texture, host array, input(), number, nested rows. */
-const argKind = (a: unknown): string =>
-  typeof a === 'number' ? 'n' : ArrayBuffer.isView(a) ? 'a' : Array.isArray(a) ? 'r'
-    // a texture's class names its layout (1-D, 2-D, 3-D outputs make different classes)
-    : isTexture(a as KernelResult) ? (a as object).constructor.name : 'i';
+/**
+ * The kind of a kernel argument as a compiled kernel depends on it: texture (its class names its layout: 1-D, 2-D
+ * and 3-D outputs make different classes), host array, input(), number, nested rows, each with its size (compiled
+ * into the shader as a constant, see compile()). Numbers are uniforms.
+ */
+const argKind = (a: unknown): string => {
+  if (typeof a === 'number') return 'n';
+  if (ArrayBuffer.isView(a)) return `a${(a as Float32Array).length}`;
+  if (Array.isArray(a)) return `r${a.length}x${Array.isArray(a[0]) || ArrayBuffer.isView(a[0]) ? (a[0] as ArrayLike<unknown>).length : 0}`;
+  const t = a as { size?: readonly number[]; dimensions?: readonly number[] };
+  return `${isTexture(a as KernelResult) ? (a as object).constructor.name : 'i'}${t.size ?? ''}:${t.dimensions ?? ''}`;
+};
 
 /**
  * Key fragment for a kernel whose source depends on which optional operands are present: 'x' or '-' per operand.
