@@ -1,7 +1,8 @@
 // The browser page's run (web/run.ts) in Node, on the cpu backend, on a few images: the image-file format
 // and its error, the events a page draws from (in order, with per-layer sparsities that average to the logged global
 // sparsity), each cell as prune() and the CLI's result.json make it (exact sparsity, BN re-calibration for the
-// one-shot baselines), and a resumed run that skips finished cells and the dense evaluation.
+// one-shot baselines), a resumed run that skips finished cells and the dense evaluation, and the page's other models
+// (their files, their dataset in the cells).
 
 import * as assert from 'uvu/assert';
 import { test } from 'uvu';
@@ -10,7 +11,8 @@ import { bundledModelInfo } from '../experiments/models/index.js';
 import '../core/backend/all.js';
 import { withBackend } from '../core/index.js';
 import { DataError } from '../nn/data/types.js';
-import { IMAGE, PAGE_MODEL, pageConfig, parseImageSet, runPage, type ImageSet, type PageEvent } from '../web/run.js';
+import { BundledModelError } from '../experiments/models/index.js';
+import { IMAGE, PAGE_MODEL, PAGE_MODELS, pageConfig, pageFiles, parseImageSet, runPage, type ImageSet, type PageEvent } from '../web/run.js';
 import { throwsMatching } from './helpers/throws.js';
 
 /** n deterministic pseudo-images in the page's file format. */
@@ -85,6 +87,19 @@ test('runPage: events, exact cells with the CLI result fields, and a resumed run
   assert.equal(resumed.cells.map((c) => c.method), ['fcpts', 'erk']);
   assert.is(resumed.cells[1].top1, report.cells[1].top1);
   assert.equal(resumed.cells[1].layers, report.cells[1].layers);
+}));
+
+test('the page models: each with its weights file and its dataset\'s image files; another model runs with its dataset', () => withBackend('cpu', async () => {
+  assert.equal([...PAGE_MODELS], ['fmnist-resnet20', 'mnist-resnet20', 'fmnist-mobilenetv2']);
+  assert.equal(pageFiles('mnist-resnet20'), { weights: 'models/mnist-resnet20.safetensors', calib: 'data/mnist-calib.bin', test: 'data/mnist-test.bin' });
+  assert.equal(pageFiles('fmnist-mobilenetv2'), { weights: 'models/fmnist-mobilenetv2.safetensors', calib: 'data/fashion-mnist-calib.bin', test: 'data/fashion-mnist-test.bin' });
+  throwsMatching(() => pageFiles('nope'), BundledModelError, /unknown bundled model 'nope'/);
+  const o = {
+    model: 'mnist-resnet20', weights: readFileSync(bundledModelInfo('mnist-resnet20').weights), calib: parseImageSet(imageFile(8, 5), 'c'), test: parseImageSet(imageFile(8, 6), 't'),
+    sparsity: 0.5, iters: 1, batchSize: 4, methods: ['lamp'] as const, build: { version: 'v', commit: null },
+  };
+  const r = await runPage(o, () => undefined);
+  assert.equal(r.cells.map((c) => [c.model, c.dataset, c.zeroParams === Math.round(0.5 * c.prunableParams)]), [['mnist-resnet20', 'mnist', true]]);
 }));
 
 test.run();

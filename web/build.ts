@@ -1,10 +1,11 @@
 // `npm run web`: the static page in dist-web/ (serve the folder with any static file server): index.html, main.js
 // (web/main.ts bundled for the browser with esbuild; Node built-ins, which the browser path never calls, become
-// modules that throw when used), the bundled model's weights and two subsets of the Fashion-MNIST split as files:
-// data/calib.bin (calibration images, from the training split) and data/test.bin (held-out images).
+// modules that throw when used), the page models' weights (models/<name>.safetensors) and two subsets of each of
+// their datasets as files (run.ts pageFiles): data/<dataset>-calib.bin (calibration images, from the training split)
+// and data/<dataset>-test.bin (held-out images).
 
 import { build, type Plugin } from 'esbuild';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +15,7 @@ import { loadExperiment } from '../experiments/kit.js';
 import type { Dataset } from '../nn/data/index.js';
 import { gitCommit } from '../scripts/commands/common.js';
 import { packageVersion } from '../scripts/commands/version.js';
-import { IMAGE, PAGE_MODEL } from './run.js';
+import { IMAGE, PAGE_MODELS, pageDataset, pageFiles } from './run.js';
 import { buildWasm, kernelSourcePaths, NOSHARED_FILES, wasmBuilds } from '../core/backend/cpu/build-wasm.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -60,6 +61,8 @@ function imageFile(ds: Dataset, n: number): Uint8Array {
 }
 
 export async function buildWeb(): Promise<string> {
+  // the data files are all written below: none of an earlier build's stays
+  rmSync(join(WEB_OUT, 'data'), { recursive: true, force: true });
   mkdirSync(join(WEB_OUT, 'data'), { recursive: true });
   mkdirSync(join(WEB_OUT, 'models'), { recursive: true });
   const r = await build({
@@ -82,7 +85,7 @@ export async function buildWeb(): Promise<string> {
   // what went into the bundle, for whoever trims it (npx esbuild --analyze reads it)
   writeFileSync(join(WEB_OUT, 'meta.json'), JSON.stringify(r.metafile));
   for (const f of readdirSync(join(root, 'web')).filter((f) => f.endsWith('.html'))) copyFileSync(join(root, 'web', f), join(WEB_OUT, f));
-  copyFileSync(bundledModelInfo(PAGE_MODEL).weights, join(WEB_OUT, 'models', `${PAGE_MODEL}.safetensors`));
+  for (const m of PAGE_MODELS) copyFileSync(bundledModelInfo(m).weights, join(WEB_OUT, pageFiles(m).weights));
   // the worker's wasm kernels (core/backend/cpu/browser.ts): the non-shared builds, next to worker.js; compiled first
   // when missing or older than a kernel source (as the Node loader does), since `npm run web` does not run build-wasm
   for (const [b, file] of [['simdNoShared', NOSHARED_FILES.simd], ['fmaNoShared', NOSHARED_FILES.fma]] as const) {
@@ -91,9 +94,13 @@ export async function buildWeb(): Promise<string> {
     copyFileSync(wasmBuilds[b].file, join(WEB_OUT, file));
   }
   // the first CALIB_IMAGES training images, and the CLI's seeded evaluation subset of the held-out split (kit.heldOut)
-  const exp = loadExperiment({ model: PAGE_MODEL });
-  writeFileSync(join(WEB_OUT, 'data', 'calib.bin'), imageFile(loadDataset('fashion-mnist', 'train', { augment: false }), CALIB_IMAGES));
-  writeFileSync(join(WEB_OUT, 'data', 'test.bin'), imageFile(exp.heldOut({ images: TEST_IMAGES }), TEST_IMAGES));
+  // (per dataset: the models of one dataset share its files)
+  const byDataset = new Map(PAGE_MODELS.map((m) => [pageDataset(m), m]));
+  for (const [d, m] of byDataset) {
+    const files = pageFiles(m);
+    writeFileSync(join(WEB_OUT, files.calib), imageFile(loadDataset(d, 'train', { augment: false }), CALIB_IMAGES));
+    writeFileSync(join(WEB_OUT, files.test), imageFile(loadExperiment({ model: m }).heldOut({ images: TEST_IMAGES }), TEST_IMAGES));
+  }
   return WEB_OUT;
 }
 

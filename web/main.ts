@@ -11,7 +11,7 @@
 // is dropped (a lost context reads back zeros, so its numbers cannot be trusted) and the run goes on from the last
 // finished cell on the worker.
 //
-// URL parameters: iters, sparsity, batch (default 16), methods (comma list), engine=auto|webgl|worker, auto=1 (start
+// URL parameters: model, iters, sparsity, batch (default 16), methods (comma list), engine=auto|webgl|worker, auto=1 (start
 // at once), loseContextAt=N (lose the WebGL context at FCPTS iteration N through WEBGL_lose_context: the browser test
 // uses it), fresh=1 (forget the stored cells first).
 
@@ -23,7 +23,7 @@ import { provideGpujsModule } from '../core/backend/gpujs/loader.js';
 import type { CellResult } from '../experiments/cell-result.js';
 import type { StepLog } from '../sparsity/distill.js';
 import { barChart, lineChart, type Series } from './charts.js';
-import { PAGE_METHODS, PAGE_MODEL, parseImageSet, runPage, type PageEvent, type PageMethod, type PageReport, type PageRunOptions } from './run.js';
+import { PAGE_METHODS, PAGE_MODEL, PAGE_MODELS, pageFiles, parseImageSet, runPage, type PageEvent, type PageMethod, type PageReport, type PageRunOptions } from './run.js';
 
 declare const PTSLAB_BUILD: { version: string; commit: string | null };
 
@@ -136,7 +136,9 @@ function readOptions(): Omit<PageRunOptions, 'weights' | 'calib' | 'test'> {
   const num = (k: string) => Number(params.get(k) ?? ($(k) as HTMLInputElement).value);
   const methods = (params.get('methods')?.split(',') ?? PAGE_METHODS.filter((m) => ($(`m-${m}`) as HTMLInputElement).checked)) as PageMethod[];
   for (const m of methods) if (!PAGE_METHODS.includes(m)) throw new Error(`methods: '${m}' is not one of ${PAGE_METHODS.join(', ')}`);
-  return { model: PAGE_MODEL, sparsity: num('sparsity'), iters: num('iters'), batchSize: Number(params.get('batch') ?? 16), methods, build: PTSLAB_BUILD, ...(params.has('evalImages') ? { evalImages: Number(params.get('evalImages')) } : {}) };
+  const model = params.get('model') ?? ($('model') as HTMLSelectElement).value;
+  if (!(PAGE_MODELS as readonly string[]).includes(model)) throw new Error(`model: '${model}' is not one of ${PAGE_MODELS.join(', ')}`);
+  return { model, sparsity: num('sparsity'), iters: num('iters'), batchSize: Number(params.get('batch') ?? 16), methods, build: PTSLAB_BUILD, ...(params.has('evalImages') ? { evalImages: Number(params.get('evalImages')) } : {}) };
 }
 
 async function run(fresh = false): Promise<void> {
@@ -147,8 +149,9 @@ async function run(fresh = false): Promise<void> {
     if (fresh || params.get('fresh') === '1') sessionStorage.removeItem(key);
     const stored = JSON.parse(sessionStorage.getItem(key) ?? 'null') as Pick<Shown, 'denseTop1' | 'evalImages' | 'cells' | 'histories' | 'layers' | 'engines'> | null;
     status('loading the model and the image subsets');
-    const [weights, calib, test] = await Promise.all([bytes(`models/${PAGE_MODEL}.safetensors`), bytes('data/calib.bin'), bytes('data/test.bin')]);
-    const o: PageRunOptions = { ...base, weights, calib: parseImageSet(calib, 'data/calib.bin'), test: parseImageSet(test, 'data/test.bin') };
+    const files = pageFiles(base.model);
+    const [weights, calib, test] = await Promise.all([bytes(files.weights), bytes(files.calib), bytes(files.test)]);
+    const o: PageRunOptions = { ...base, weights, calib: parseImageSet(calib, files.calib), test: parseImageSet(test, files.test) };
     const shown: Shown = { cells: [], histories: {}, layers: [], live: [], engines: [], ...stored };
     if (stored?.cells.length) status(`resuming: ${stored.cells.map((c) => c.method).join(', ')} finished before`);
     const want = params.get('engine') ?? 'auto';
@@ -219,7 +222,10 @@ async function run(fresh = false): Promise<void> {
   }
 }
 
+// the model choice: every page model, the default first
+($('model') as HTMLSelectElement).innerHTML = PAGE_MODELS.map((m) => `<option${m === PAGE_MODEL ? ' selected' : ''}>${m}</option>`).join('');
 // URL parameters show in the form too
+if (params.has('model')) ($('model') as HTMLSelectElement).value = params.get('model')!;
 for (const k of ['iters', 'sparsity']) if (params.has(k)) ($(k) as HTMLInputElement).value = params.get(k)!;
 if (params.has('methods')) for (const m of PAGE_METHODS) ($(`m-${m}`) as HTMLInputElement).checked = params.get('methods')!.split(',').includes(m);
 $('run').addEventListener('click', () => void run());

@@ -1,6 +1,6 @@
 // The page's run, shared by the page (on gpu.js WebGL in the tab, or the wasm cpu backend in its Web Worker) and by
-// the browser test's Node side, so that all of them compute from the same inputs with the same code: the bundled
-// model from its safetensors bytes, the dense model's top-1, then each method through sparsity/prune.ts exactly as a
+// the browser test's Node side, so that all of them compute from the same inputs with the same code: one of the
+// page's bundled models (PAGE_MODELS) from its safetensors bytes, the dense model's top-1, then each method through sparsity/prune.ts exactly as a
 // CLI cell runs it (FCPTS, and ERK and LAMP with BatchNorm re-calibration), each cell's result.json assembled by the
 // CLI's own function (experiments/cell-result.ts). The backend is the caller's; with a device backend the models are
 // moved onto it. Everything runPage reports goes through `emit` as structured-cloneable events (a worker posts them).
@@ -21,13 +21,33 @@ import { prune, type PruneConfig } from '../sparsity/prune.js';
 
 /** Bytes of one 28x28 grey image. */
 export const IMAGE = 28 * 28;
-export const PAGE_MODEL = 'fmnist-resnet20';
+/** The bundled models the page offers (all take 28x28 grey images), the first the default. */
+export const PAGE_MODELS = ['fmnist-resnet20', 'mnist-resnet20', 'fmnist-mobilenetv2'] as const;
+export type PageModel = (typeof PAGE_MODELS)[number];
+export const PAGE_MODEL: PageModel = PAGE_MODELS[0];
+type PageDataset = 'fashion-mnist' | 'mnist';
+
+/** A page model's dataset, checked: the page ships 28x28 grey image files for these two only. */
+export function pageDataset(model: string): PageDataset {
+  const d = bundledModelSpec(model).dataset;
+  if (d !== 'fashion-mnist' && d !== 'mnist') throw new DataError(`the page has no image files for ${model}'s dataset ${d} (only fashion-mnist and mnist)`);
+  return d;
+}
+
+/** Where the page's files for a model lie, relative to the page (web/build.ts writes them there). */
+export function pageFiles(model: string): { weights: string; calib: string; test: string } {
+  const d = pageDataset(model);
+  return { weights: `models/${model}.safetensors`, calib: `data/${d}-calib.bin`, test: `data/${d}-test.bin` };
+}
 /** The methods the page offers: FCPTS and two one-shot baselines, which get BatchNorm re-calibration. */
 export const PAGE_METHODS = ['fcpts', 'erk', 'lamp'] as const;
 export type PageMethod = (typeof PAGE_METHODS)[number];
 
-// Fashion-MNIST's class names (nn/data/fashion-mnist.ts reads files; the page only needs the names)
-const CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
+// class names (nn/data's dataset modules read files; the page only needs the names)
+const CLASSES: Record<PageDataset, string[]> = {
+  'fashion-mnist': ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'],
+  mnist: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'],
+};
 
 /** 28x28 grey images (uint8, row-major) and their labels. */
 export interface ImageSet {
@@ -83,12 +103,13 @@ export function pageConfig(method: PageMethod, o: Pick<PageRunOptions, 'sparsity
   return method === 'fcpts' ? { ...common, iters: o.iters } : { ...common, bnRecal: true };
 }
 
-const dataset = (name: string, s: ImageSet, augment: boolean): Dataset =>
-  new ArrayDataset(name, s.pixels, s.labels, { height: 28, width: 28, channels: 1 }, CLASSES, augment ? trainTransform('fashion-mnist') : evalTransform('fashion-mnist'));
+const dataset = (d: PageDataset, name: string, s: ImageSet, augment: boolean): Dataset =>
+  new ArrayDataset(name, s.pixels, s.labels, { height: 28, width: 28, channels: 1 }, CLASSES[d], augment ? trainTransform(d) : evalTransform(d));
 
 export async function runPage(o: PageRunOptions, emit: (e: PageEvent) => unknown): Promise<PageReport> {
   const b = backend();
   const spec = bundledModelSpec(o.model);
+  const d = pageDataset(o.model);
   const state = parseSafetensors(o.weights, `${o.model}.safetensors`).tensors;
   const makeModel = (): Module => {
     const m = buildBundledArch(spec);
@@ -96,10 +117,10 @@ export async function runPage(o: PageRunOptions, emit: (e: PageEvent) => unknown
     if (b.upload) m.moveTo(b);
     return m;
   };
-  const calibSource = dataset('page calibration subset', o.calib, true);
-  const calibSourcePlain = dataset('page calibration subset', o.calib, false);
+  const calibSource = dataset(d, 'page calibration subset', o.calib, true);
+  const calibSourcePlain = dataset(d, 'page calibration subset', o.calib, false);
   const m = Math.min(o.evalImages ?? o.test.labels.length, o.test.labels.length);
-  const test = dataset('page held-out subset', { pixels: o.test.pixels.subarray(0, m * IMAGE), labels: o.test.labels.subarray(0, m) }, false);
+  const test = dataset(d, 'page held-out subset', { pixels: o.test.pixels.subarray(0, m * IMAGE), labels: o.test.labels.subarray(0, m) }, false);
   let denseTop1 = o.denseTop1;
   if (denseTop1 === undefined) {
     await emit({ kind: 'status', text: `evaluating the dense model on ${test.length} held-out images` });
@@ -125,7 +146,7 @@ export async function runPage(o: PageRunOptions, emit: (e: PageEvent) => unknown
     await emit({ kind: 'status', text: `${method}: evaluating the pruned model` });
     const acc = await evaluate(model, test, { batchSize: 100 });
     const result = cellResult({
-      config, experiment: { name: o.model, arch: spec.arch, dataset: 'fashion-mnist' }, outcome,
+      config, experiment: { name: o.model, arch: spec.arch, dataset: d }, outcome,
       top1: acc.top1, denseTop1, evalImages: acc.count, macs: modelMacs(model, [1, 28, 28]), ...o.build,
     });
     cells.push(result);

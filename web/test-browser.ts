@@ -1,16 +1,17 @@
 // `npm run test:browser`: the page (npm run web's dist-web/) in headless Chromium (Debian's chromium, driven by
 // playwright-core: no browser download), served by a plain static file server (web/serve.ts: no cross-origin isolation
-// headers, as any static server). Three runs of the page, each method's cell checked against the same run
+// headers, as any static server). Four runs of the page, each method's cell checked against the same run
 // (web/run.ts, same files) in Node on the cpu backend: exact sparsity, the same zero count, top-1 within 1 point:
 // - on gpu.js WebGL (Mesa's llvmpipe here, a software rasteriser, through ANGLE over EGL): FCPTS, ERK and LAMP;
 // - on the wasm cpu backend in the page's Web Worker, then the tab reloaded: the same cells come back from
 //   sessionStorage without running again;
 // - ERK on WebGL, then the WebGL context lost at FCPTS's second iteration (WEBGL_lose_context): FCPTS runs again on
-//   the worker and ERK's cell is kept.
+//   the worker and ERK's cell is kept;
+// - another model (mnist-resnet20, model= in the URL) on the worker: FCPTS and LAMP.
 // Screenshots of the finished pages go to test-output/browser-page*.png for a person to look at. Env:
 // PTSLAB_CHROMIUM (the browser, default /usr/bin/chromium), PTSLAB_BROWSER_ITERS (FCPTS iterations, default 20, at
 // batch 8), PTSLAB_BROWSER_EVAL (held-out images evaluated, default 100: software WebGL evaluates about 10 a second),
-// PTSLAB_BROWSER_RUNS (default webgl,worker,lost), PTSLAB_BROWSER_ANGLE (Chromium's --use-angle, default gl-egl;
+// PTSLAB_BROWSER_RUNS (default webgl,worker,lost,mnist), PTSLAB_BROWSER_ANGLE (Chromium's --use-angle, default gl-egl;
 // swiftshader is ANGLE's own software Vulkan, about 2x slower here).
 
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -20,7 +21,7 @@ import { serveStatic } from './serve.js';
 import '../core/backend/all.js';
 import { setBackend } from '../core/index.js';
 import { buildWeb, WEB_OUT } from './build.js';
-import { PAGE_METHODS, PAGE_MODEL, parseImageSet, runPage, type ImageSet, type PageReport } from './run.js';
+import { PAGE_METHODS, PAGE_MODEL, pageFiles, parseImageSet, runPage, type ImageSet, type PageReport } from './run.js';
 
 const imageSet = (file: string): ImageSet => parseImageSet(readFileSync(file), file);
 
@@ -124,24 +125,32 @@ async function main(): Promise<number> {
   try {
     const evalImages = Number(process.env.PTSLAB_BROWSER_EVAL ?? 100);
     const q = `auto=1&iters=${iters}&batch=${batch}&evalImages=${evalImages}`;
-    const runs = new Set((process.env.PTSLAB_BROWSER_RUNS ?? 'webgl,worker,lost').split(','));
+    const ALL_RUNS = 'webgl,worker,lost,mnist';
+    const runs = new Set((process.env.PTSLAB_BROWSER_RUNS ?? ALL_RUNS).split(','));
     const gl = runs.has('webgl') ? await runInPage(browser, url, `${q}&engine=webgl&methods=fcpts,erk,lamp`, 'browser-page') : null;
     const worker = runs.has('worker') ? await runInPage(browser, url, `${q}&engine=worker&methods=fcpts,erk,lamp`, 'browser-page-worker', true) : null;
     // ERK on WebGL, then the context is lost at FCPTS's second iteration: FCPTS runs again on the worker
     const lost = runs.has('lost') ? await runInPage(browser, url, `${q}&engine=webgl&methods=erk,fcpts&loseContextAt=1`, 'browser-page-context-lost') : null;
+    // another of the page's models, chosen by URL parameter (its own weights and dataset files), on the worker
+    const mnist = runs.has('mnist') ? await runInPage(browser, url, `${q}&engine=worker&model=mnist-resnet20&methods=fcpts,lamp`, 'browser-page-mnist') : null;
 
     setBackend('cpu');
-    const want = await runPage({
-      model: PAGE_MODEL, weights: readFileSync(join(WEB_OUT, 'models', `${PAGE_MODEL}.safetensors`)),
-      calib: imageSet(join(WEB_OUT, 'data', 'calib.bin')), test: imageSet(join(WEB_OUT, 'data', 'test.bin')),
-      sparsity: 0.8, iters, batchSize: batch, evalImages, methods: PAGE_METHODS, build: { version: 'node', commit: null },
-    }, () => undefined);
-    console.log(`node (cpu backend): dense ${want.denseTop1}%, ${want.cells.map((c) => `${c.method} ${c.top1}%`).join(', ')}`);
+    /** The same run in Node on the cpu backend, from the same files. */
+    const nodeRun = async (model: string) => {
+      const f = pageFiles(model);
+      const r = await runPage({
+        model, weights: readFileSync(join(WEB_OUT, f.weights)), calib: imageSet(join(WEB_OUT, f.calib)), test: imageSet(join(WEB_OUT, f.test)),
+        sparsity: 0.8, iters, batchSize: batch, evalImages, methods: PAGE_METHODS, build: { version: 'node', commit: null },
+      }, () => undefined);
+      console.log(`node (cpu backend), ${model}: dense ${r.denseTop1}%, ${r.cells.map((c) => `${c.method} ${c.top1}%`).join(', ')}`);
+      return r;
+    };
+    const want = await nodeRun(PAGE_MODEL);
 
-    const compare = (what: string, got: PageOutput, backends: Record<string, string>) => {
+    const compare = (what: string, got: PageOutput, backends: Record<string, string>, node = want) => {
       // one held-out image in a hundred may flip between float32 engines after a few iterations of training
-      check(Math.abs(got.denseTop1 - want.denseTop1) <= 0.2, `${what}: dense top-1 ${got.denseTop1} vs Node's ${want.denseTop1}`);
-      for (const w of want.cells.filter((c) => c.method in backends)) {
+      check(Math.abs(got.denseTop1 - node.denseTop1) <= 0.2, `${what}: dense top-1 ${got.denseTop1} vs Node's ${node.denseTop1}`);
+      for (const w of node.cells.filter((c) => c.method in backends)) {
         const c = got.cells.find((x) => x.method === w.method);
         if (!c) {
           check(false, `${what}: no ${w.method} cell`);
@@ -169,7 +178,11 @@ async function main(): Promise<number> {
       compare('context loss', lost.report, { erk: 'gpujs', fcpts: 'cpu' });
       check(lost.report.engines.length === 2 && /gpu\.js/.test(lost.report.engines[0]) && /Worker/.test(lost.report.engines[1]), `context loss: WebGL, then the worker (${lost.report.engines.join(' then ')})`);
     }
-    if (runs.size !== 3) console.log(`(PTSLAB_BROWSER_RUNS=${[...runs]}: only these runs)`);
+    if (mnist) {
+      compare('mnist-resnet20', mnist.report, { fcpts: 'cpu', lamp: 'cpu' }, await nodeRun('mnist-resnet20'));
+      check(mnist.report.cells.every((c) => c.model === 'mnist-resnet20' && c.dataset === 'mnist'), `mnist-resnet20: its cells name it and mnist (${mnist.report.cells.map((c) => `${c.model}/${c.dataset}`)})`);
+    }
+    if (runs.size !== ALL_RUNS.split(',').length) console.log(`(PTSLAB_BROWSER_RUNS=${[...runs]}: only these runs)`);
     console.log('screenshots: test-output/browser-page*.png');
   } finally {
     await browser.close();
