@@ -33,14 +33,6 @@ const post = (m: WorkerMessage) => scope.postMessage(m);
 // dynamically for that reason (esbuild bundles them into this file all the same).
 (globalThis as { process?: unknown }).process ??= { env: {}, argv: [], versions: {}, platform: 'browser', cwd: () => '/' };
 
-type RunModule = typeof import('./run.js');
-
-// ---- The one place that knows the run's entry point: change here when web/run.ts's entry changes.
-function runThePage(run: RunModule, o: PageRunOptions, emit: (e: PageEvent) => void): Promise<PageReport> {
-  return run.runPage(o, emit);
-}
-// ----
-
 let started = false;
 
 async function start(o: PageRunOptions): Promise<void> {
@@ -57,7 +49,7 @@ async function start(o: PageRunOptions): Promise<void> {
   setBackend(cpuBackend);
   const k = cpuKernelInfo();
   emit({ kind: 'status', text: `cpu backend in a Web Worker: ${k.file} (${k.fma ? 'relaxed-SIMD FMA' : 'SIMD128'}), 1 thread` });
-  const report = await runThePage(run, o, emit);
+  const report = await run.runPage(o, emit);
   post({ kind: 'done', report });
 }
 
