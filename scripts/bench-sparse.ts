@@ -1,7 +1,9 @@
 // Sparse-inference cases of `npm run bench` (scripts/bench.ts wires them in): a ResNet-18 at 224x224, seeded init,
 // pruned to 90% by global magnitude (oneShot, method 'global'), in eval mode, one forward at a batch; dense kernels on
-// the pruned weights ('dense') or the sparse path of nn/sparse-inference.ts ('sparse', mode 'auto', its timing
-// runs done in the warm-up). `node dist/scripts/bench-sparse.js [batch] [reps]` prints both.
+// the pruned weights ('dense', sparse kernels 'off') or the sparse path of nn/sparse-inference.ts ('sparse', mode
+// 'auto', its timing runs done in the warm-up). Both engines fold the BatchNorms into the convs and fuse the ReLUs
+// after them (opts.fuse), as `ptslab eval` does; PyTorch's peer row is eager PyTorch (no fusion).
+// `node dist/scripts/bench-sparse.js [batch] [reps]` prints both.
 
 import { manualSeed, noGrad, randn } from '../core/index.js';
 import { models } from '../nn/index.js';
@@ -20,12 +22,12 @@ export function prepareS90Infer(batch: number, engine: 'dense' | 'sparse'): Runn
   oneShot(model, { method: 'global', sparsity: 0.9 });
   model.eval();
   const macs = modelMacs(model, [3, 224, 224]);
-  const sp = engine === 'sparse' ? enableSparseInference(model, 'auto') : null;
   const x = randn([batch, 3, 224, 224]);
+  const sp = enableSparseInference(model, engine === 'sparse' ? 'auto' : 'off', { fuse: true, probe: x });
   const run = () => void noGrad(() => model.call(x));
   run();
   const out = { run, flops: 2 * macs.dense * batch };
-  if (!sp) return out;
+  if (engine === 'dense') return out;
   const names = sp.sparseLayers();
   return { ...out, layers: `${names.length} of ${sp.layers.length} layers sparse${names.length < sp.layers.length ? ` (dense: ${sp.layers.filter((l) => !names.includes(l.name)).map((l) => l.name).join(', ')})` : ''}` };
 }

@@ -30,25 +30,27 @@ const byRunner = (b: Backend) => {
 
 test('KERNEL_NAMES lists each kernel once', () => {
   assert.is(new Set(KERNEL_NAMES).size, KERNEL_NAMES.length);
-  assert.is(KERNEL_NAMES.length, 22);
+  assert.is(KERNEL_NAMES.length, 23);
 });
 
-test('reference serves every kernel but the sparse ones', () => {
+const INFERENCE_ONLY = ['conv2dAct', 'sparseConv2d', 'sparseLinear'];
+
+test('reference serves every kernel but the inference-only ones (fused conv, sparse)', () => {
   assert.equal(byRunner(referenceBackend), {
-    reference: KERNEL_NAMES.filter((n) => n !== 'sparseConv2d' && n !== 'sparseLinear'),
-    null: ['sparseConv2d', 'sparseLinear'],
+    reference: KERNEL_NAMES.filter((n) => !INFERENCE_ONLY.includes(n)),
+    null: INFERENCE_ONLY,
   });
 });
 
-test('cpu serves every kernel, the sparse ones included', () => {
+test('cpu serves every kernel, the inference-only ones included', () => {
   assert.equal(byRunner(cpuBackend), { cpu: [...KERNEL_NAMES] });
 });
 
-test('gpujs serves every kernel but the sparse ones, read without loading gpu.js', () => {
+test('gpujs serves every kernel but the inference-only ones, read without loading gpu.js', () => {
   const loadedBefore = gpujsLoadAttempted();
   assert.equal(byRunner(gpujsEntry), {
-    gpujs: KERNEL_NAMES.filter((n) => n !== 'sparseConv2d' && n !== 'sparseLinear'),
-    null: ['sparseConv2d', 'sparseLinear'],
+    gpujs: KERNEL_NAMES.filter((n) => !INFERENCE_ONLY.includes(n)),
+    null: INFERENCE_ONLY,
   });
   assert.is(gpujsLoadAttempted(), loadedBefore, 'listing the kernels loaded gpu.js');
 });

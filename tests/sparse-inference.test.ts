@@ -7,7 +7,7 @@
 // - enableSparseInference: 'on' runs every pruned layer sparse with the dense model's outputs, 'auto' times both and
 //   records its choice, 'off' and remove() leave the dense forward, and a forward that would record gradients fails;
 // - `ptslab eval --sparse-kernels on|auto|off` on a 90%-pruned ResNet-20 checkpoint: the same top-1 and top-5 on every
-//   mode, the sparse layers listed;
+//   mode and with --no-fuse, the sparse layers and the fused chains listed;
 // - modelMacs: ResNet-18 at 224 is torchvision's 1,814,073,344 dense MACs; pruned MACs count the nonzero weights.
 // The cpu backend being unavailable (no wasm build) is a reported skip.
 
@@ -224,17 +224,20 @@ maybe('ptslab eval --sparse-kernels: the same top-1 on the sparse path as on the
     oneShot(model, { method: 'global', sparsity: 0.9 });
     const file = join(dir, 'resnet20-s90.safetensors');
     saveSafetensors(file, model.stateDict());
-    const run = (mode: string) => {
+    const run = (mode: string, ...more: string[]) => {
       const r = spawnSync(process.execPath, [join(root, 'dist', 'scripts', 'cli.js'), 'eval', '--arch', 'resnet20', '--shortcut', 'A', '--weights', file,
-        '--dataset', 'fashion-mnist', '--eval-images', '64', '--batch', '32', '--json', '--sparse-kernels', mode], { cwd: root, encoding: 'utf8', env: { ...process.env, PTSLAB_BACKEND: 'cpu' }, timeout: 300_000 });
+        '--dataset', 'fashion-mnist', '--eval-images', '64', '--batch', '32', '--json', '--sparse-kernels', mode, ...more], { cwd: root, encoding: 'utf8', env: { ...process.env, PTSLAB_BACKEND: 'cpu' }, timeout: 300_000 });
       assert.is(r.status, 0, r.stderr);
       return { acc: JSON.parse(r.stdout) as { top1: number; top5: number; count: number }, log: r.stderr };
     };
-    const off = run('off'), on = run('on'), auto = run('auto');
+    const off = run('off'), on = run('on'), auto = run('auto'), unfused = run('off', '--no-fuse');
     assert.is(off.acc.count, 64);
     assert.equal(on.acc, off.acc);
     assert.equal(auto.acc, off.acc);
-    assert.match(off.log, /sparse kernels off: 0 of 0 pruned conv\/linear layers ran sparse; evaluated in [\d.]+ s/);
+    assert.equal(unfused.acc, off.acc);
+    assert.match(unfused.log, /sparse kernels off: 0 of 0 pruned conv\/linear layers ran sparse; evaluated in [\d.]+ s/);
+    // fused by default: every conv of the option-A ResNet-20 feeds a BatchNorm; only the stem's ReLU is a module
+    assert.match(off.log, /sparse kernels off: 0 of 0 pruned conv\/linear layers ran sparse; fused 19 conv \+ BatchNorm chains \(1 with their activation\); evaluated in [\d.]+ s/);
     // every conv and the fc of ResNet-20 are pruned: 19 convs (option A: no downsample convs) and fc
     assert.match(on.log, /sparse kernels on: 20 of 20 pruned conv\/linear layers ran sparse \(conv1, layer1\.0\.conv1, /);
     assert.match(auto.log, /sparse kernels auto: \d+ of 20 pruned/);

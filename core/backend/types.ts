@@ -30,6 +30,9 @@ export type UnaryOp = 'neg' | 'exp' | 'log' | 'sqrt' | 'abs' | 'sign' | 'sigmoid
 export type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'maximum' | 'minimum' | 'gt' | 'ge' | 'lt' | 'le' | 'eq';
 export type ReduceOp = 'sum' | 'max' | 'min';
 
+/** The activation an inference convolution applies to its output (bias added first): max(y, 0), or min(max(y, 0), 6). */
+export type ConvAct = 'relu' | 'relu6';
+
 export interface Conv2dParams {
   readonly stride: readonly [number, number];
   readonly padding: readonly [number, number];
@@ -97,7 +100,13 @@ export interface KernelSet<S, I> {
    * same result as conv2d on the dense weights up to float32 rounding. nn/sparse-inference.ts uses it where it is
    * faster.
    */
-  sparseConv2d?(x: ViewOf<S>, w: SparseWeight, bias: ViewOf<S> | null, p: Conv2dParams): S;
+  sparseConv2d?(x: ViewOf<S>, w: SparseWeight, bias: ViewOf<S> | null, p: Conv2dParams, act?: ConvAct): S;
+  /**
+   * Optional, inference only (no backward): conv2d, then act on the output (relu or relu6 as unary/clamp give them),
+   * fused so the activation costs no extra pass over fresh memory. nn/inference.ts uses it for a conv whose BatchNorm
+   * was folded in and whose activation follows; where a backend has none, conv2d and then unary/clamp.
+   */
+  conv2dAct?(x: ViewOf<S>, w: ViewOf<S>, bias: ViewOf<S> | null, p: Conv2dParams, act: ConvAct): S;
   /** Optional, inference only: x [N, C] float32 times the sparse weight [O, C] transposed, plus bias -> [N, O]. */
   sparseLinear?(x: ViewOf<S>, w: SparseWeight, bias: ViewOf<S> | null): S;
   /** Gradient w.r.t. x of conv2d, given gy [N, O, OH, OW]. */

@@ -3,7 +3,9 @@
 // object { "top1", "top5", "count" } on stdout. --eval-images N evaluates the seeded subset of N held-out images
 // that `ptslab prune --eval-images N` evaluates (experiments/kit.ts: one name, one meaning). --sparse-kernels auto|on|off
 // (default auto) runs a pruned model's conv and linear layers on the backend's sparse kernels where they are faster
-// (nn/sparse-inference.ts); which layers went sparse and the evaluation time go to stderr, so --json stays one line.
+// (nn/sparse-inference.ts); --fuse (default; --no-fuse turns it off) folds each eval-mode BatchNorm into the conv
+// before it and runs the ReLU after it inside the conv's kernel, checked on the first held-out image. Which layers
+// went sparse, what was fused and the evaluation time go to stderr, so --json stays one line.
 
 import type { CommandModule } from 'yargs';
 import { ArgumentError } from '../../core/index.js';
@@ -23,6 +25,7 @@ interface EvalArgs extends ModelArgs {
   'eval-images'?: number;
   json: boolean;
   'sparse-kernels': SparseKernelMode;
+  fuse: boolean;
   backend?: string;
   verbose?: boolean;
 }
@@ -47,7 +50,8 @@ async function handler(a: EvalArgs): Promise<void> {
     if (trainedOn && trainedOn !== b.name) process.stderr.write(`note: ${a.model}'s recorded accuracy was measured on backend '${trainedOn}', this is '${b.name}': figures may differ in the last digit\n`);
     if (a.dataset && a.dataset !== exp.dataset) throw new UsageError(`eval: bundled model '${a.model}' is trained on ${exp.dataset}, not ${a.dataset}`);
   }
-  const sparse = enableSparseInference(exp.model, a['sparse-kernels']);
+  const probe = a.fuse ? exp.heldOut({ images: a['eval-images'] }).get(0).image : null;
+  const sparse = enableSparseInference(exp.model, a['sparse-kernels'], probe ? { fuse: true, probe: probe.reshape([1, ...probe.shape]) } : {});
   const t0 = performance.now();
   let acc: Awaited<ReturnType<Experiment['evaluate']>>;
   try {
@@ -57,7 +61,8 @@ async function handler(a: EvalArgs): Promise<void> {
   }
   const seconds = (performance.now() - t0) / 1000;
   const went = sparse.sparseLayers();
-  process.stderr.write(`sparse kernels ${a['sparse-kernels']}: ${went.length} of ${sparse.layers.length} pruned conv/linear layers ran sparse${went.length ? ` (${went.join(', ')})` : ''}; evaluated in ${seconds.toFixed(2)} s on backend '${b.name}'\n`);
+  const fused = a.fuse ? `; fused ${sparse.fused.length} conv + BatchNorm chains (${sparse.fused.filter((c) => c.act).length} with their activation)` : '';
+  process.stderr.write(`sparse kernels ${a['sparse-kernels']}: ${went.length} of ${sparse.layers.length} pruned conv/linear layers ran sparse${went.length ? ` (${went.join(', ')})` : ''}${fused}; evaluated in ${seconds.toFixed(2)} s on backend '${b.name}'\n`);
   const label = a.model ?? `${a.arch} ${a.weights}`;
   if (a.json) console.log(JSON.stringify({ top1: acc.top1, top5: acc.top5, count: acc.count }));
   else console.log(`${label} on ${exp.dataset} (${acc.count} images): top-1 ${acc.top1.toFixed(2)}% (${acc.correct1}), top-5 ${acc.top5.toFixed(2)}% (${acc.correct5})`);
@@ -84,6 +89,7 @@ const command: CommandModule<object, EvalArgs> = {
         .option('eval-images', { type: 'number', describe: 'evaluate on a seeded subset of N held-out images (the same subset as ptslab prune --eval-images N)' })
         .option('json', { type: 'boolean', default: false, describe: 'print one JSON object { top1, top5, count }' })
         .option('sparse-kernels', { type: 'string', choices: SPARSE_KERNEL_MODES, default: 'auto' as SparseKernelMode, describe: 'pruned conv/linear layers on sparse kernels: auto (where timed faster), on (every layer with a zero), off (dense)' })
+        .option('fuse', { type: 'boolean', default: true, describe: 'fold BatchNorm into the conv before it and fuse the ReLU after it (--no-fuse: run every layer as trained)' })
         .option('backend', { type: 'string', choices: backendChoices(), describe: 'backend (default: PTSLAB_BACKEND, else auto)' })
         .option('verbose', { type: 'boolean', describe: 'print stacks on errors' })
         .check((a) => checkNumbers(a, { 'width-mult': '>0', batch: 'int>0', 'eval-images': 'int>0', 'image-size': 'int>0' })),

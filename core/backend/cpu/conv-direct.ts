@@ -8,7 +8,7 @@
 //   convDirectBackWeight correlates them, 16 output channels x 2 taps in registers, into the chunk's partial sums;
 //   the chunks are added in order. Chunks are fixed, so the bits do not depend on the thread count.
 
-import type { Conv2dParams, HostView } from '../types.js';
+import type { Conv2dParams, ConvAct, HostView } from '../types.js';
 import { PARALLEL_MACS } from './gemm.js';
 import { defineJob, type JobParams } from './jobs.js';
 import { gather } from './strided.js';
@@ -161,8 +161,34 @@ export function forwardPlan(C: number, O: number, G: number, H: number, W: numbe
 export const directWeight = (C: number, O: number, G: number): boolean => G === 1 && C <= MAX_CHANNELS && O <= MAX_CHANNELS;
 
 /** Forward convolution by the plan of forwardPlan: float32 x view, weights w as reserveWeights takes them. */
+/** What a forward convolution does to its output before it leaves the arena: add a bias [O], then an activation. */
+export interface Epilogue {
+  bias: Float32Array | null;
+  act: ConvAct | null;
+}
+
+const ACT_CODES: Record<ConvAct, number> = { relu: 1, relu6: 2 };
+
+/**
+ * Reserve an epilogue's bias in the arena (before commit); run(at, rows, stride, len) then applies it in place to
+ * rows of len floats, stride floats apart, row r taking bias[r % O] (kernels/elementwise.as biasAct). Null when there
+ * is nothing to do.
+ */
+export function reserveEpilogue(arena: Arena, ep: Epilogue | null, O: number): { run(at: number, rows: number, stride: number, len: number, o0?: number, o1?: number): void } | null {
+  if (!ep || (!ep.bias && !ep.act)) return null;
+  const bias = ep.bias, b = bias ? arena.floats(O) : 0, act = ep.act ? ACT_CODES[ep.act] : 0;
+  let filled = false;
+  return {
+    // o0, o1: the bias entries of these rows (a group's output channels); default all O
+    run(at, rows, stride, len, o0 = 0, o1 = O) {
+      if (bias && !filled) { heap().set(bias, b / 4); filled = true; }
+      if (rows > 0 && len > 0) wasm().k.biasAct(at, rows, stride, len, bias ? b + o0 * 4 : 0, o1 - o0, act);
+    },
+  };
+}
+
 export function forwardDirect(xv: HostView, w: HostView, flipGroups: number, O: number, pl: Plan, cp: Conv2dParams, OH: number, OW: number,
-  label: string): Float32Array {
+  label: string, ep: Epilogue | null = null): Float32Array {
   const [N, C, H, W] = xv.shape;
   const K = pl.off.length, mp = (O + 3) >> 2;
   const arena = new Arena(label);
@@ -179,6 +205,7 @@ export function forwardDirect(xv: HostView, w: HostView, flipGroups: number, O: 
   // per thread: the padded image, then 128 bytes for convDirect's tiles that cross a row end
   const scratchPer = Math.ceil((pl.image * 4 + 128) / 64) * 64;
   const scratch = { scratch: arena.alloc(scratchPer * threadCount()), scratchPer };
+  const epi = reserveEpilogue(arena, ep, O);
   arena.commit();
   const h = heap();
   gather(xv, h, xp / 4);
@@ -190,6 +217,7 @@ export function forwardDirect(xv: HostView, w: HostView, flipGroups: number, O: 
     ...planParamsOf(pl, offs, xp, C, H, W, cp, O, OH, OW), A: ap, Mp: mp, Mpc: mpc, MChunks: tasks, Out: out, OutImg: O * OH * OW * 4,
     Tmp: scratchPer - 128,
   }, N * tasks, N * O * OH * OW * K >= PARALLEL_MACS, scratch);
+  epi?.run(out, N * O, OH * OW, OH * OW);
   return takeOut(out, N * O * OH * OW);
 }
 

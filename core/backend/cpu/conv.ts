@@ -10,12 +10,12 @@
 
 import type { Storage } from '../../dtype.js';
 import { convOut, referenceKernels } from '../reference.js';
-import type { Conv2dParams, HostView } from '../types.js';
+import type { Conv2dParams, ConvAct, HostView } from '../types.js';
 import {
   ceil8, gemmPlan, geometryParams, NO_GEOMETRY, packABlocks, packAParallel, PARALLEL_MACS, runGemmJob, type Geometry,
 } from './gemm.js';
 import { defineJob } from './jobs.js';
-import { backWeightDirect, directWeight, forwardDirect, forwardPlan, reserveWeights } from './conv-direct.js';
+import { backWeightDirect, directWeight, forwardDirect, forwardPlan, reserveEpilogue, reserveWeights, type Epilogue } from './conv-direct.js';
 import { gather } from './strided.js';
 import { runJob, threadCount, type Scratch } from './threads.js';
 import { Arena, heap, takeOut, takeRows } from './wasm.js';
@@ -95,7 +95,7 @@ const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
  * Forward convolution of a float32 view with weights w [O, Cg, KH, KW] (ws), or, with flipGroups > 0, the weights of
  * the conv whose stride-1 backward-input this is (see reserveWeights).
  */
-function forward(xv: HostView, w: HostView, ws: Shape4, bias: Float32Array | null, cp: Conv2dParams, flipGroups = 0): Float32Array {
+function forward(xv: HostView, w: HostView, ws: Shape4, ep: Epilogue | null, cp: Conv2dParams, flipGroups = 0): Float32Array {
   const [N, C, H, W] = xv.shape;
   const [O, Cg, KH, KW] = ws;
   const G = cp.groups, Og = O / G;
@@ -104,9 +104,7 @@ function forward(xv: HostView, w: HostView, ws: Shape4, bias: Float32Array | nul
   if (N * O * Pn === 0) return new Float32Array(0);
   const direct = forwardPlan(C, O, G, H, W, KH, KW, cp, OH, OW);
   if (direct) {
-    const out = forwardDirect(xv, w, flipGroups, O, direct, cp, OH, OW, `conv2d x${fmt(xv.shape)} w${fmt(ws)}`);
-    if (bias) for (let q = 0; q < N * O; q++) addBias(out, q * Pn, Pn, bias[q % O]);
-    return out;
+    return forwardDirect(xv, w, flipGroups, O, direct, cp, OH, OW, `conv2d x${fmt(xv.shape)} w${fmt(ws)}`, ep);
   }
   const macs = N * O * Pn * Cg * KH * KW;
   const arena = new Arena(`conv2d x${fmt(xv.shape)} w${fmt(ws)}`);
@@ -116,21 +114,22 @@ function forward(xv: HostView, w: HostView, ws: Shape4, bias: Float32Array | nul
     const wp = reserveWeights(arena, w, flipGroups);
     const op = arena.floats(N * O * Pn);
     const dw = dwPlan(arena, N * C, H, W, OH, OW, KH, KW, cp);
+    const epi = reserveEpilogue(arena, ep, O);
     arena.commit();
     const h = heap();
     gather(xv, h, xp / 4);
     wp.fill(h);
     runJob(dwForwardJob, { ...geo, Planes: N * C, C, Chunk: dw.chunk, NImg: N, OH, X: xp, Wt: wp.at, Gy: 0, Out: op, Flip: 0 },
       dw.nTasks, macs >= PARALLEL_MACS, dw.scratch);
-    const out = takeOut(op, N * O * Pn);
-    if (bias) for (let q = 0; q < N * O; q++) addBias(out, q * Pn, Pn, bias[q % O]);
-    return out;
+    epi?.run(op, N * O, Pn, Pn);
+    return takeOut(op, N * O * Pn);
   }
   const K = Cg * KH * KW, mp = (Og + 3) >> 2, Ppad = ceil8(Pn);
   const wp = reserveWeights(arena, w, flipGroups);
   const ap = arena.floats(G * mp * 4 * K);
   const cbuf = arena.floats(N * G * mp * 4 * Ppad);
   const { plan, scratch, nTasks } = gemmPlan(arena, mp, K, Pn, N * G);
+  const epi = reserveEpilogue(arena, ep, O);
   arena.commit();
   const h = heap();
   gather(xv, h, xp / 4);
@@ -142,14 +141,10 @@ function forward(xv: HostView, w: HostView, ws: Shape4, bias: Float32Array | nul
     BKind: isPlain(KH, KW, cp) ? 0 : 1, BBase: xp, BImg: C * H * W * 4, BGrp: Cg * H * W * 4, Rs: H * W, Cs: 1,
     CBase: cbuf, CImg: G * mp * 4 * Ppad * 4, CGrp: mp * 4 * Ppad * 4, NImg: N, NGrp: G,
   }, nTasks, macs >= PARALLEL_MACS, scratch);
-  // C is [image][group][mp * 4 rows][Ppad]: drop the padding rows and columns, then copy out once
-  const out = takeRows(cbuf, N * G, mp * 4 * Ppad, Og, Ppad, Pn);
-  if (bias) for (let q = 0; q < N * O; q++) addBias(out, q * Pn, Pn, bias[q % O]);
-  return out;
-}
-
-function addBias(out: Float32Array, at: number, n: number, b: number) {
-  if (b !== 0) for (let i = at; i < at + n; i++) out[i] += b;
+  // C is [image][group][mp * 4 rows][Ppad]: the epilogue on each block's Og rows, then drop the padding rows and
+  // columns and copy out once
+  if (epi) for (let q = 0; q < N * G; q++) epi.run(cbuf + q * mp * 4 * Ppad * 4, Og, Ppad, Pn, (q % G) * Og, (q % G + 1) * Og);
+  return takeRows(cbuf, N * G, mp * 4 * Ppad, Og, Ppad, Pn);
 }
 
 /** A 1x1 stride-1 unpadded conv: B is x itself, a plain matrix (no im2col). */
@@ -172,7 +167,17 @@ function dwPlan(arena: Arena, planes: number, H: number, W: number, OH: number, 
 
 export function conv2d(x: HostView, w: HostView, bias: HostView | null, cp: Conv2dParams): Storage {
   if (x.data instanceof Float64Array) return referenceKernels.conv2d(x, w, bias, cp);
-  return forward(x, w, w.shape as unknown as Shape4, bias ? contiguousF32(bias) : null, cp);
+  return forward(x, w, w.shape as unknown as Shape4, bias ? { bias: contiguousF32(bias), act: null } : null, cp);
+}
+
+/** conv2d with its activation applied in the arena (Backend.conv2dAct); float64 through the reference, then act. */
+export function conv2dAct(x: HostView, w: HostView, bias: HostView | null, cp: Conv2dParams, act: ConvAct): Storage {
+  if (x.data instanceof Float64Array) {
+    const y = referenceKernels.conv2d(x, w, bias, cp);
+    const v = { data: y, shape: [y.length], strides: [1], offset: 0 };
+    return act === 'relu' ? referenceKernels.unary('relu', v) : referenceKernels.clamp(v, 0, 6);
+  }
+  return forward(x, w, w.shape as unknown as Shape4, { bias: bias ? contiguousF32(bias) : null, act }, cp);
 }
 
 export function conv2dBackwardInput(gy: HostView, wv: HostView, xShape: readonly number[], cp: Conv2dParams): Storage {

@@ -9,7 +9,7 @@
 import './job-table.js';
 import { hostBackend } from '../compose.js';
 import type { HostKernels } from '../types.js';
-import { conv2d, conv2dBackwardInput, conv2dBackwardWeight } from './conv.js';
+import { conv2d, conv2dAct, conv2dBackwardInput, conv2dBackwardWeight } from './conv.js';
 import { assign, binary, clamp, contiguous, reduce, unary, where } from './elementwise.js';
 import { matmul } from './gemm.js';
 import { sparseConv2d, sparseLinear } from './sparse.js';
@@ -34,6 +34,7 @@ export const cpuKernels: HostKernels = {
   reduce,
   matmul,
   conv2d,
+  conv2dAct,
   sparseConv2d,
   sparseLinear,
   conv2dBackwardInput,

@@ -8,9 +8,9 @@
 // The tap offsets of a weight depend on the input's geometry; they are cached per (weight, geometry).
 
 import { ShapeError, fmtShape } from '../../errors.js';
-import type { Conv2dParams, SparseWeight, HostView } from '../types.js';
+import type { Conv2dParams, ConvAct, SparseWeight, HostView } from '../types.js';
 import { convOut } from '../reference.js';
-import { plan, type Plan } from './conv-direct.js';
+import { plan, reserveEpilogue, type Plan } from './conv-direct.js';
 import { PARALLEL_MACS } from './gemm.js';
 import { defineJob } from './jobs.js';
 import { gather } from './strided.js';
@@ -75,7 +75,7 @@ function checkBias(bias: HostView | null, O: number, label: string) {
   if (bias && (bias.shape.length !== 1 || bias.shape[0] !== O)) throw new ShapeError(`${label}: bias must have shape [${O}], got ${fmtShape(bias.shape)}`);
 }
 
-export function sparseConv2d(x: HostView, w: SparseWeight, bias: HostView | null, p: Conv2dParams): Float32Array {
+export function sparseConv2d(x: HostView, w: SparseWeight, bias: HostView | null, p: Conv2dParams, act?: ConvAct): Float32Array {
   const label = `sparseConv2d(input ${fmtShape(x.shape)}, weight [${w.O}, ${w.C}, ${w.KH}, ${w.KW}])`;
   if (!(x.data instanceof Float32Array)) throw new ShapeError(`${label}: the sparse kernels take float32 input`);
   if (p.groups !== 1) throw new ShapeError(`${label}: the sparse kernels take groups = 1, got ${p.groups}`);
@@ -93,6 +93,8 @@ export function sparseConv2d(x: HostView, w: SparseWeight, bias: HostView | null
   const wt = reserveWeight(arena, w, offs, bias);
   const out = arena.floats(N * O * OH * OW);
   const scratch = arena.alloc(SCRATCH_PER * threadCount());
+  // the bias is added by sparseConv itself; the activation after it, in place
+  const epi = reserveEpilogue(arena, act ? { bias: null, act } : null, O);
   arena.commit();
   const h = heap();
   gather(x, h, xp / 4);
@@ -107,6 +109,7 @@ export function sparseConv2d(x: HostView, w: SparseWeight, bias: HostView | null
     Xs: xs, XsImg: xsImg * 4, Rows: wt.rows, Offs: wt.off, Vals: wt.vals, Bias: wt.b, O, OChunk: chunk, OChunks: chunks,
     OH, OW, Wq: pl.Wq, Out: out, OutImg: O * OH * OW * 4,
   }, N * chunks, N * macs >= PARALLEL_MACS, { scratch, scratchPer: SCRATCH_PER });
+  epi?.run(out, N * O, OH * OW, OH * OW);
   return takeOut(out, N * O * OH * OW);
 }
 

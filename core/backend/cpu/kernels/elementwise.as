@@ -115,3 +115,35 @@ export function whereF32(c: usize, cs: usize, a: usize, as: usize, b: usize, bs:
     v128.store(out, v128.bitselect(v128.load(a), v128.load(b), f32x4.ne(v128.load(c), zero)));
   }
 }
+
+/**
+ * The epilogue of a convolution, in place on its output in the arena before it is copied out: rows of len floats,
+ * stride floats apart; row r gets bias[r % O] added (bias 0: no bias; a zero entry adds nothing, as JavaScript's
+ * `if (b !== 0)` did), then act: 0 none, 1 relu (unaryF32's rule), 2 relu6 (clampF32's rule with 0 and 6).
+ */
+export function biasAct(at: usize, rows: i32, stride: i32, len: i32, bias: usize, O: i32, act: i32): void {
+  const zero = f32x4.splat(0), six = f32x4.splat(6);
+  const n4 = len & ~3;
+  for (let r = 0; r < rows; r++) {
+    const row = at + (<usize>r * <usize>stride << 2);
+    const b: f32 = bias ? load<f32>(bias + (<usize>(r % O) << 2)) : 0;
+    const addB = b != 0;
+    const bv = f32x4.splat(b);
+    for (let i = 0; i < n4; i += 4) {
+      const p = row + (<usize>i << 2);
+      let v = v128.load(p);
+      if (addB) v = f32x4.add(v, bv);
+      if (act == 1) v = f32x4.add(f32x4.pmax(v, zero), zero);
+      else if (act == 2) v = f32x4.pmin(f32x4.pmax(v, zero), six);
+      v128.store(p, v);
+    }
+    for (let i = n4; i < len; i++) {
+      const p = row + (<usize>i << 2);
+      let v = load<f32>(p);
+      if (addB) v += b;
+      if (act == 1) v = (v < 0 ? <f32>0 : v) + <f32>0;
+      else if (act == 2) { v = v < 0 ? <f32>0 : v; v = <f32>6 < v ? <f32>6 : v; }
+      store<f32>(p, v);
+    }
+  }
+}

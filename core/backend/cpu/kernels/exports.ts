@@ -59,6 +59,7 @@ export interface Kernels {
   clampF32(x: number, out: number, n: number, lo: number, hi: number): void;
   binaryF32(op: number, a: number, as: number, b: number, bs: number, out: number, n: number): void;
   whereF32(c: number, cs: number, a: number, as: number, b: number, bs: number, out: number, n: number): void;
+  biasAct(at: number, rows: number, stride: number, len: number, bias: number, O: number, act: number): void;
   // norm.as
   bnStats(x: number, N: number, C: number, HW: number, c: number, out: number): void;
   bnForward(x: number, N: number, C: number, HW: number, c: number, par: number, y: number): void;
@@ -100,6 +101,7 @@ export const kernelTypes: Record<keyof Kernels, string> = {
   clampF32: 'i32 i32 i32 f32 f32 -> void',
   binaryF32: 'i32 i32 i32 i32 i32 i32 i32 -> void',
   whereF32: 'i32 i32 i32 i32 i32 i32 i32 i32 -> void',
+  biasAct: 'i32 i32 i32 i32 i32 i32 i32 -> void',
   bnStats: 'i32 i32 i32 i32 i32 i32 -> void',
   bnForward: 'i32 i32 i32 i32 i32 i32 i32 -> void',
   bnBackward: 'i32 i32 i32 i32 i32 i32 i32 i32 i32 -> void',

@@ -1,0 +1,185 @@
+// Inference fusion (nn/sparse-inference.ts, opts.fuse) and the kernels it runs on:
+// - the cpu backend's conv2dAct equals conv2d followed by unary relu / clamp(0, 6) bit for bit (fast-check over
+//   groups, depthwise, strides, paddings, dilations, bias; and layers big enough for the direct, GEMM and pool paths);
+// - sparseConv2d with an activation equals sparseConv2d followed by it, bit for bit;
+// - fusing ResNet-18, a CIFAR ResNet-20 and MobileNetV2 with random BatchNorm statistics: the chains found (conv ->
+//   BatchNorm -> ReLU / ReLU6 module), outputs within float32 rounding of the unfused model with and without sparse
+//   kernels, on the cpu backend and on the reference (which has no conv2dAct: conv2d then the activation); remove()
+//   restores the unfused outputs bit for bit; a folded BatchNorm called on any other tensor still normalises;
+// - a conv whose output is read by more than its BatchNorm fails the probe check, and the model is left unfused;
+//   fusion without a probe, and a forward that would record gradients, are errors.
+// The cpu backend being unavailable (no wasm build) is a reported skip of the cpu cases.
+
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import fc from 'fast-check';
+import { cpuBackend } from '../core/backend/cpu/index.js';
+import { referenceBackend } from '../core/backend/reference.js';
+import { sparseWeightOf } from '../core/backend/sparse-weight.js';
+import type { Backend, ConvAct, HostView } from '../core/backend/types.js';
+import { Generator, fromStorage, manualSeed, noGrad, randn, withBackend, type Tensor } from '../core/index.js';
+import { BatchNorm2d, Conv2d } from '../nn/layers.js';
+import { Module } from '../nn/module.js';
+import { models } from '../nn/index.js';
+import { enableSparseInference } from '../nn/sparse-inference.js';
+import { oneShot } from '../sparsity/index.js';
+import { convCases, convParams } from './helpers/gpujs-cases.js';
+
+const unavailable = cpuBackend.unavailableReason?.() ?? null;
+if (unavailable) console.log(`SKIPPED inference-fusion cpu tests: the cpu backend is unavailable (${unavailable})`);
+const maybe = unavailable ? test.skip : test;
+
+const view = (data: Float32Array, shape: number[]): HostView => {
+  const strides = shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1));
+  return { data, shape, strides, offset: 0 };
+};
+const uniform = (g: Generator, n: number, lo = -1, hi = 1) => Float32Array.from({ length: n }, () => lo + (hi - lo) * g.uniform());
+const flat = (a: Float32Array): HostView => view(a, [a.length]);
+
+/** Which of a and b differ (Object.is: -0 and NaN count), as "count of n". */
+function sameBits(a: ArrayLike<number>, b: ArrayLike<number>, what: string) {
+  assert.is(a.length, b.length, `${what}: length`);
+  let bad = 0;
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) bad++;
+  assert.is(bad, 0, `${what}: ${bad} of ${a.length} elements differ`);
+}
+
+const activate = (k: Backend, y: Float32Array, act: ConvAct) => (act === 'relu' ? k.unary('relu', flat(y)) : k.clamp(flat(y), 0, 6)) as Float32Array;
+
+maybe('cpu conv2dAct = conv2d then relu / relu6, bit for bit (random convs and layers of every path)', () => {
+  const k = cpuBackend;
+  const check = (x: HostView, w: HostView, b: HostView | null, p: ReturnType<typeof convParams>, what: string) => {
+    const y = k.conv2d(x, w, b, p) as Float32Array;
+    for (const act of ['relu', 'relu6'] as const) sameBits(k.conv2dAct!(x, w, b, p, act) as Float32Array, activate(k, y, act), `${what} ${act}`);
+  };
+  fc.assert(fc.property(convCases(3), (c) => {
+    const g = new Generator(c.seed);
+    const C = c.groups * c.cg, O = c.groups * c.og;
+    // values in [-8, 8): relu6 clips at both ends
+    const x = view(uniform(g, c.n * C * c.h * c.w, -8, 8), [c.n, C, c.h, c.w]);
+    const w = view(uniform(g, O * c.cg * c.kh * c.kw), [O, c.cg, c.kh, c.kw]);
+    const b = c.bias ? view(uniform(g, O), [O]) : null;
+    check(x, w, b, convParams(c), JSON.stringify(c));
+  }), { numRuns: 60, seed: 23 });
+  const g = new Generator(3);
+  // direct 3x3 (pool), 1x1 stride 2 (GEMM), the 7x7 stem, depthwise: batch 8, 64 channels
+  for (const [C, O, H, k0, s, groups] of [[64, 64, 14, 3, 1, 1], [64, 128, 14, 1, 2, 1], [3, 64, 56, 7, 2, 1], [64, 64, 14, 3, 1, 64]]) {
+    const x = view(uniform(g, 8 * C * H * H, -4, 4), [8, C, H, H]);
+    const w = view(uniform(g, O * (C / groups) * k0 * k0, -0.2, 0.2), [O, C / groups, k0, k0]);
+    const b = view(uniform(g, O), [O]);
+    const pad = (k0 - 1) / 2;
+    check(x, w, b, { stride: [s, s], padding: [pad, pad], dilation: [1, 1], groups }, `${C}->${O} ${k0}x${k0} s${s} g${groups}`);
+  }
+});
+
+maybe('cpu sparseConv2d with an activation = sparseConv2d then the activation, bit for bit', () => {
+  const k = cpuBackend;
+  const g = new Generator(9);
+  for (const [N, C, O, H, k0, s] of [[1, 16, 32, 15, 3, 1], [3, 8, 8, 9, 1, 2], [2, 32, 16, 28, 3, 2]]) {
+    const wd = uniform(g, O * C * k0 * k0);
+    for (let i = 0; i < wd.length; i++) if (g.uniform() < 0.8) wd[i] = 0;
+    const w = sparseWeightOf(wd, [O, C, k0, k0], 'w');
+    const x = view(uniform(g, N * C * H * H, -4, 4), [N, C, H, H]);
+    const b = view(uniform(g, O), [O]);
+    const pad = (k0 - 1) / 2;
+    const p = { stride: [s, s] as [number, number], padding: [pad, pad] as [number, number], dilation: [1, 1] as [number, number], groups: 1 };
+    const y = k.sparseConv2d!(x, w, b, p) as Float32Array;
+    for (const act of ['relu', 'relu6'] as const) sameBits(k.sparseConv2d!(x, w, b, p, act) as Float32Array, activate(k, y, act), `${N}x${C}x${H} ${O} ${k0}x${k0} s${s} ${act}`);
+  }
+});
+
+/** Random BatchNorm statistics and affine parameters (else folding is the identity and tests nothing). */
+function randomizeBatchNorms(m: Module, seed: number): void {
+  const g = new Generator(seed);
+  for (const bn of m.modules()) {
+    if (!(bn instanceof BatchNorm2d)) continue;
+    const n = bn.numFeatures;
+    noGrad(() => {
+      bn.runningMean!.copy_(fromStorage(uniform(g, n, -0.5, 0.5), [n]));
+      bn.runningVar!.copy_(fromStorage(uniform(g, n, 0.5, 2), [n]));
+      bn.weight!.copy_(fromStorage(uniform(g, n, 0.5, 1.5), [n]));
+      bn.bias!.copy_(fromStorage(uniform(g, n, -0.2, 0.2), [n]));
+    });
+  }
+}
+
+/** max |a - b| <= tol * max |b|. */
+function close(a: Tensor, b: Tensor, tol: number, what: string) {
+  const x = a.toArray() as ArrayLike<number>, y = b.toArray() as ArrayLike<number>;
+  let err = 0, scale = 0;
+  for (let i = 0; i < y.length; i++) { err = Math.max(err, Math.abs(x[i] - y[i])); scale = Math.max(scale, Math.abs(y[i])); }
+  assert.ok(scale > 0 && err <= tol * scale, `${what}: max error ${err} > ${tol} * ${scale}`);
+}
+
+const CASES = [
+  // name, model, input, chains, chains with an activation module
+  { name: 'resnet18', make: () => models.resnet18({ numClasses: 10 }), input: [2, 3, 64, 64], chains: 20, acts: 9, prune: true },
+  { name: 'resnet20', make: () => models.resnet20({ numClasses: 10, inChannels: 1 }), input: [2, 1, 28, 28], chains: 21, acts: 10, prune: true },
+  { name: 'mobilenetV2', make: () => models.mobilenetV2({ numClasses: 10, stemStride: 1, widthMult: 0.5 }), input: [2, 3, 32, 32], chains: 52, acts: 35, prune: false },
+];
+
+function fusionCases(b: Backend, label: string) {
+  withBackend(b, () => {
+    for (const c of CASES) {
+      manualSeed(1);
+      const m = c.make();
+      if (c.prune && b === cpuBackend) oneShot(m, { method: 'global', sparsity: 0.8 });
+      randomizeBatchNorms(m, 2);
+      m.eval();
+      const x = randn(c.input);
+      const y0 = noGrad(() => m.call(x));
+      for (const mode of b === cpuBackend && c.prune ? (['off', 'on'] as const) : (['off'] as const)) {
+        const f = enableSparseInference(m, mode, { fuse: true, probe: x });
+        assert.is(f.fused.length, c.chains, `${label} ${c.name}: chains`);
+        assert.is(f.fused.filter((h) => h.act).length, c.acts, `${label} ${c.name}: chains with an activation`);
+        const y = noGrad(() => m.call(x));
+        close(y, y0, 1e-5, `${label} ${c.name} ${mode}`);
+        // a folded BatchNorm on any other tensor still normalises
+        const [, bn] = [...m.namedModules()].find(([n]) => n === f.fused[0].bn)!;
+        const z = randn([1, (bn as BatchNorm2d).numFeatures, 3, 3]);
+        f.remove();
+        const want = noGrad(() => bn.call(z));
+        const again = enableSparseInference(m, mode, { fuse: true, probe: x });
+        sameBits(noGrad(() => bn.call(z)).toArray() as Float32Array, want.toArray() as Float32Array, `${label} ${c.name}: BatchNorm off its chain`);
+        again.remove();
+        sameBits(noGrad(() => m.call(x)).toArray() as Float32Array, y0.toArray() as Float32Array, `${label} ${c.name}: remove() restores`);
+      }
+    }
+  });
+}
+
+maybe('fusion on the cpu backend: ResNet-18, ResNet-20, MobileNetV2 (dense and sparse kernels)', () => fusionCases(cpuBackend, 'cpu'));
+test('fusion on the reference backend (no conv2dAct: conv2d then the activation)', () => fusionCases(referenceBackend, 'reference'));
+
+/** conv -> bn, plus the conv's output added again: folding the BatchNorm would change what the add reads. */
+class ReadTwice extends Module {
+  readonly conv = this.registerModule('conv', new Conv2d(2, 3, 3, { padding: 1 }));
+  readonly bn = this.registerModule('bn', new BatchNorm2d(3));
+  protected override forward(x: Tensor): Tensor {
+    const y = this.conv.call(x);
+    return this.bn.call(y).add(y);
+  }
+}
+
+test('fusion refuses a conv whose output is read elsewhere, needs a probe, and refuses gradients', () => {
+  manualSeed(4);
+  const m = new ReadTwice();
+  randomizeBatchNorms(m, 5);
+  m.eval();
+  const x = randn([2, 2, 5, 5]);
+  const y0 = noGrad(() => m.call(x));
+  assert.throws(() => enableSparseInference(m, 'off', { fuse: true, probe: x }), /differs from the unfused one/);
+  sameBits(noGrad(() => m.call(x)).toArray() as Float32Array, y0.toArray() as Float32Array, 'left unfused');
+  assert.throws(() => enableSparseInference(m, 'off', { fuse: true }), /opts\.probe/);
+  // a BatchNorm in training mode is not folded
+  m.train();
+  assert.is(enableSparseInference(m, 'off', { fuse: true, probe: x }).fused.length, 0, 'train-mode BatchNorm');
+  m.eval();
+  const r = models.resnet20({ numClasses: 10, inChannels: 1 });
+  r.eval();
+  const f = enableSparseInference(r, 'off', { fuse: true, probe: randn([1, 1, 28, 28]) });
+  assert.throws(() => r.call(randn([1, 1, 28, 28])), /record no gradient/);
+  f.remove();
+});
+
+test.run();
