@@ -32,8 +32,11 @@ export function noGrad<T>(fn: () => T): T {
 }
 
 /** Attach a node to out when recording is on and some input requires grad. Returns out. */
+/** Whether an op on these inputs records a node (grad mode on and an input requiring grad): else it may skip saving what only its backward reads. */
+export const willRecord = (inputs: readonly Tensor[]): boolean => gradEnabled && inputs.some((t) => t.requiresGrad);
+
 export function record(op: string, out: Tensor, inputs: readonly Tensor[], backward: BackwardFn): Tensor {
-  if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
+  if (willRecord(inputs)) {
     out.requiresGrad = true;
     out.node = { op, inputs, backward };
   }

@@ -30,10 +30,10 @@ const byRunner = (b: Backend) => {
 
 test('KERNEL_NAMES lists each kernel once', () => {
   assert.is(new Set(KERNEL_NAMES).size, KERNEL_NAMES.length);
-  assert.is(KERNEL_NAMES.length, 23);
+  assert.is(KERNEL_NAMES.length, 24);
 });
 
-const INFERENCE_ONLY = ['conv2dAct', 'sparseConv2d', 'sparseLinear'];
+const INFERENCE_ONLY = ['conv2dAct', 'sparseConv2d', 'sparseLinear', 'maxPool2dInference'];
 
 test('reference serves every kernel but the inference-only ones (fused conv, sparse)', () => {
   assert.equal(byRunner(referenceBackend), {

@@ -2,6 +2,8 @@
 // - the cpu backend's conv2dAct equals conv2d followed by unary relu / clamp(0, 6) bit for bit (fast-check over
 //   groups, depthwise, strides, paddings, dilations, bias; and layers big enough for the direct, GEMM and pool paths);
 // - sparseConv2d with an activation equals sparseConv2d followed by it, bit for bit;
+// - the cpu backend's maxPool2dInference equals maxPool2d's output (NaN, infinities and zeros included; +0 and -0 count
+//   as equal, the one documented difference), and F.maxPool2d takes it exactly when no gradient is recorded;
 // - fusing ResNet-18, a CIFAR ResNet-20 and MobileNetV2 with random BatchNorm statistics: the chains found (conv ->
 //   BatchNorm -> ReLU / ReLU6 module), outputs within float32 rounding of the unfused model with and without sparse
 //   kernels, on the cpu backend and on the reference (which has no conv2dAct: conv2d then the activation); remove()
@@ -17,7 +19,7 @@ import { cpuBackend } from '../core/backend/cpu/index.js';
 import { referenceBackend } from '../core/backend/reference.js';
 import { sparseWeightOf } from '../core/backend/sparse-weight.js';
 import type { Backend, ConvAct, HostView } from '../core/backend/types.js';
-import { Generator, fromStorage, manualSeed, noGrad, randn, withBackend, type Tensor } from '../core/index.js';
+import { F, Generator, fromStorage, manualSeed, noGrad, randn, withBackend, type Tensor } from '../core/index.js';
 import { BatchNorm2d, Conv2d } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import { models } from '../nn/index.js';
@@ -86,6 +88,42 @@ maybe('cpu sparseConv2d with an activation = sparseConv2d then the activation, b
     const y = k.sparseConv2d!(x, w, b, p) as Float32Array;
     for (const act of ['relu', 'relu6'] as const) sameBits(k.sparseConv2d!(x, w, b, p, act) as Float32Array, activate(k, y, act), `${N}x${C}x${H} ${O} ${k0}x${k0} s${s} ${act}`);
   }
+});
+
+maybe('cpu maxPool2dInference = maxPool2d output (random pools, special values); F.maxPool2d uses it only without grad', () => {
+  const k = cpuBackend;
+  const special = [NaN, Infinity, -Infinity, 0, -0];
+  fc.assert(fc.property(fc.record({
+    n: fc.integer({ min: 1, max: 3 }), c: fc.integer({ min: 1, max: 70 }), h: fc.integer({ min: 1, max: 40 }), w: fc.integer({ min: 1, max: 40 }),
+    k: fc.integer({ min: 1, max: 4 }), s: fc.integer({ min: 1, max: 3 }), d: fc.integer({ min: 1, max: 2 }), pad: fc.integer({ min: 0, max: 2 }), seed: fc.integer(),
+  }).filter((c) => 2 * c.pad <= c.k && (c.h + 2 * c.pad - c.d * (c.k - 1) - 1) >= 0 && (c.w + 2 * c.pad - c.d * (c.k - 1) - 1) >= 0), (c) => {
+    const g = new Generator(c.seed);
+    const x = uniform(g, c.n * c.c * c.h * c.w, -2, 2);
+    for (let i = 0; i < x.length; i++) if (g.uniform() < 0.01) x[i] = special[Math.floor(g.uniform() * special.length)];
+    const p = { kernelSize: [c.k, c.k] as [number, number], stride: [c.s, c.s] as [number, number], padding: [c.pad, c.pad] as [number, number], dilation: [c.d, c.d] as [number, number], ceilMode: false, countIncludePad: true };
+    const xv = view(x, [c.n, c.c, c.h, c.w]);
+    const want = k.maxPool2d(xv, p).out as Float32Array, got = k.maxPool2dInference!(xv, p) as Float32Array;
+    assert.is(got.length, want.length);
+    for (let i = 0; i < want.length; i++) {
+      const same = got[i] === want[i] || (Number.isNaN(got[i]) && Number.isNaN(want[i]));
+      if (!same) assert.unreachable(`${JSON.stringify(c)}: element ${i}: ${got[i]} against ${want[i]}`);
+    }
+  }), { numRuns: 80, seed: 7 });
+  withBackend(cpuBackend, () => {
+    let inference = 0;
+    const counting = { ...cpuBackend, maxPool2dInference: (x: HostView, p: Parameters<NonNullable<Backend['maxPool2dInference']>>[1]) => { inference++; return cpuBackend.maxPool2dInference!(x, p); } } as Backend;
+    withBackend(counting, () => {
+      const x = randn([2, 3, 8, 8]);
+      const a = noGrad(() => F.maxPool2d(x, { kernelSize: 3, stride: 2, padding: 1 }));
+      assert.is(inference, 1, 'no grad: the inference kernel');
+      x.requiresGrad = true;
+      const b = F.maxPool2d(x, { kernelSize: 3, stride: 2, padding: 1 });
+      assert.is(inference, 1, 'recording: the argmax kernel');
+      sameBits(b.toArray() as Float32Array, a.toArray() as Float32Array, 'same values');
+      b.sum().backward();
+      assert.ok(x.grad, 'gradient routed');
+    });
+  });
 });
 
 /** Random BatchNorm statistics and affine parameters (else folding is the identity and tests nothing). */

@@ -15,7 +15,7 @@ import type { Backend, HostKernels, KernelName, Kernels } from './types.js';
 const NAMES: Record<KernelName, true> = {
   contiguous: true, assign: true, unary: true, binary: true, where: true, clamp: true, reduce: true, matmul: true,
   conv2d: true, conv2dAct: true, sparseConv2d: true, sparseLinear: true, conv2dBackwardInput: true, conv2dBackwardWeight: true,
-  maxPool2d: true, maxPool2dBackward: true, avgPool2d: true, avgPool2dBackward: true, adaptiveAvgPool2d: true,
+  maxPool2d: true, maxPool2dBackward: true, maxPool2dInference: true, avgPool2d: true, avgPool2dBackward: true, adaptiveAvgPool2d: true,
   adaptiveAvgPool2dBackward: true, batchNormStats: true, batchNormForward: true, batchNormBackward: true,
 };
 export const KERNEL_NAMES = Object.keys(NAMES) as readonly KernelName[];

@@ -120,6 +120,11 @@ export interface KernelSet<S, I> {
    */
   maxPool2d(x: ViewOf<S>, p: Pool2dParams): { out: S; argmax: I };
   maxPool2dBackward(gy: ViewOf<S>, argmax: I, xShape: readonly number[]): S;
+  /**
+   * Optional, inference only: maxPool2d's output without the argmax (no backward will read it). The same values;
+   * only which of two equal values (+0 or -0) is kept may differ. ops/pool.ts uses it where no gradient is recorded.
+   */
+  maxPool2dInference?(x: ViewOf<S>, p: Pool2dParams): S;
   avgPool2d(x: ViewOf<S>, p: Pool2dParams): S;
   avgPool2dBackward(gy: ViewOf<S>, xShape: readonly number[], p: Pool2dParams): S;
   /** PyTorch's adaptive average pooling: cell i covers [floor(i*H/oh), ceil((i+1)*H/oh)). */

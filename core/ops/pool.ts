@@ -1,7 +1,7 @@
 // Pooling: max, average and adaptive average over NCHW, PyTorch's argument names, output sizes and divisor rules.
 // Each forward and backward is a named backend kernel.
 
-import { record } from '../autograd.js';
+import { record, willRecord } from '../autograd.js';
 import { backend } from '../backend/index.js';
 import { poolOut } from '../backend/reference.js';
 import type { Pool2dParams } from '../backend/types.js';
@@ -41,7 +41,10 @@ function poolParams(op: string, x: Tensor, o: Pool2dOptions): { p: Pool2dParams;
 
 export function maxPool2d(x: Tensor, opts: Pool2dOptions): Tensor {
   const { p, OH, OW } = poolParams('maxPool2d', x, opts);
-  const { out, argmax } = backend().maxPool2d(x, p);
+  const b = backend();
+  // no gradient to route: the backend's inference kernel, which computes no argmax, where it has one
+  if (b.maxPool2dInference && !willRecord([x])) return fromStorage(b.maxPool2dInference(x, p), [x.shape[0], x.shape[1], OH, OW]);
+  const { out, argmax } = b.maxPool2d(x, p);
   // d max = dy routed to the chosen element of each window
   return record('maxPool2d', fromStorage(out, [x.shape[0], x.shape[1], OH, OW]), [x], (g) => [
     fromStorage(backend().maxPool2dBackward(g, argmax, x.shape), x.shape),

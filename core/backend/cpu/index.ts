@@ -15,7 +15,7 @@ import { matmul } from './gemm.js';
 import { sparseConv2d, sparseLinear } from './sparse.js';
 import { batchNormBackward, batchNormForward, batchNormStats } from './norm.js';
 import {
-  adaptiveAvgPool2d, adaptiveAvgPool2dBackward, avgPool2d, avgPool2dBackward, maxPool2d, maxPool2dBackward,
+  adaptiveAvgPool2d, adaptiveAvgPool2dBackward, avgPool2d, avgPool2dBackward, maxPool2d, maxPool2dBackward, maxPool2dInference,
 } from './pool2d.js';
 import { wasmUnavailable } from './wasm.js';
 
@@ -41,6 +41,7 @@ export const cpuKernels: HostKernels = {
   conv2dBackwardWeight,
   maxPool2d,
   maxPool2dBackward,
+  maxPool2dInference,
   avgPool2d,
   avgPool2dBackward,
   adaptiveAvgPool2d,

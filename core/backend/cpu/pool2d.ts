@@ -22,6 +22,11 @@ const maxPoolJob = defineJob('pool.max', ['X', 'H', 'W', 'OH', 'OW', 'KH', 'KW',
   k.maxPoolPlanes(p.X, p.H, p.W, p.OH, p.OW, p.KH, p.KW, p.Sh, p.Sw, p.Ph, p.Pw, p.Dh, p.Dw, t * p.Chunk, Math.min(p.Planes, (t + 1) * p.Chunk), p.Out, p.Arg);
 });
 
+/** Max pooling without argmax (inference) of planes [t * Chunk, (t + 1) * Chunk): each thread's row buffer in its scratch. */
+const maxPoolNoArgJob = defineJob('pool.maxNoArg', ['X', 'H', 'W', 'OH', 'OW', 'KH', 'KW', 'Sh', 'Sw', 'Ph', 'Pw', 'Dh', 'Dw', 'Planes', 'Chunk', 'Out'], (k, p, t, scratch) => {
+  k.maxPoolPlanesNoArg(p.X, p.H, p.W, p.OH, p.OW, p.KH, p.KW, p.Sh, p.Sw, p.Ph, p.Pw, p.Dh, p.Dw, t * p.Chunk, Math.min(p.Planes, (t + 1) * p.Chunk), p.Out, scratch);
+});
+
 /** Max-pooling backward of planes [t * Chunk, (t + 1) * Chunk): Gy and Arg (OHW per plane) into Gx (HW per plane). */
 const maxPoolBackJob = defineJob('pool.maxBack', ['Gy', 'Arg', 'OHW', 'HW', 'Planes', 'Chunk', 'Gx'], (k, p, t) => {
   k.maxPoolBackPlanes(p.Gy, p.Arg, p.OHW, p.HW, t * p.Chunk, Math.min(p.Planes, (t + 1) * p.Chunk), p.Gx);
@@ -82,6 +87,30 @@ export function maxPool2d(xv: HostView, p: Pool2dParams): { out: Storage; argmax
     }
   }
   return { out, argmax };
+}
+
+/**
+ * Max pooling for inference (Backend.maxPool2dInference): the output only, no argmax. Large float32 inputs run
+ * kernels/pool.as maxPoolPlanesNoArg (a SIMD max over each window's rows, then over its columns) across the pool;
+ * anything else is maxPool2d's output.
+ */
+export function maxPool2dInference(xv: HostView, p: Pool2dParams): Storage {
+  const [N, C, H, W] = xv.shape;
+  const { OH, OW } = poolOut(H, W, p);
+  if (!wasmWorthIt(xv.data, numelOf(xv.shape)) || N * C * OH * OW === 0) return maxPool2d(xv, p).out;
+  const arena = new Arena(`maxPool2dInference x[${xv.shape.join(', ')}]`);
+  // 4 floats of slack: the row pass reads whole v128s
+  const xp = arena.floats(N * C * H * W + 4), op = arena.floats(N * C * OH * OW);
+  const per = Math.ceil((((W + 3) & ~3) * 4) / 64) * 64;
+  const scratch = { scratch: arena.alloc(per * threadCount()), scratchPer: per };
+  arena.commit();
+  gather(xv, heap(), xp / 4);
+  const s = planeSplit(N * C, H * W);
+  runJob(maxPoolNoArgJob, {
+    X: xp, H, W, OH, OW, KH: p.kernelSize[0], KW: p.kernelSize[1], Sh: p.stride[0], Sw: p.stride[1], Ph: p.padding[0],
+    Pw: p.padding[1], Dh: p.dilation[0], Dw: p.dilation[1], Planes: N * C, Chunk: s.chunk, Out: op,
+  }, s.tasks, s.parallel, scratch);
+  return takeOut(op, N * C * OH * OW);
 }
 
 export function maxPool2dBackward(gyv: HostView, argmax: Int32Array, xShape: readonly number[]): Storage {

@@ -72,7 +72,7 @@ export interface GpujsBackend extends Backend {
 
 /** What gpujs leaves to other backends (the reference reads device inputs back: counted readbacks). */
 const delegated = {
-  conv2dAct: null, sparseConv2d: null, sparseLinear: null,
+  conv2dAct: null, maxPool2dInference: null, sparseConv2d: null, sparseLinear: null,
 } as const;
 
 /** The value of a float32 host view that shows one element everywhere (a broadcast scalar), else null. */

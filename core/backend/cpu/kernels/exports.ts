@@ -72,6 +72,10 @@ export interface Kernels {
     pw: number, dh: number, dw: number, p0: number, p1: number, out: number, arg: number,
   ): void;
   maxPoolBackPlanes(gy: number, arg: number, OHW: number, HW: number, p0: number, p1: number, gx: number): void;
+  maxPoolPlanesNoArg(
+    x: number, H: number, W: number, OH: number, OW: number, KH: number, KW: number, sh: number, sw: number, ph: number,
+    pw: number, dh: number, dw: number, p0: number, p1: number, out: number, tmp: number,
+  ): void;
   // sparse.as
   sparseConv(
     xs: number, rows: number, offs: number, vals: number, bias: number, o0: number, o1: number, OH: number, OW: number,
@@ -107,5 +111,6 @@ export const kernelTypes: Record<keyof Kernels, string> = {
   bnBackward: 'i32 i32 i32 i32 i32 i32 i32 i32 i32 -> void',
   maxPoolPlanes: 'i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 -> void',
   maxPoolBackPlanes: 'i32 i32 i32 i32 i32 i32 i32 -> void',
+  maxPoolPlanesNoArg: 'i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 -> void',
   sparseConv: 'i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 -> void',
 };

@@ -55,3 +55,47 @@ export function maxPoolBackPlanes(gy: usize, arg: usize, OHW: i32, HW: i32, p0: 
     }
   }
 }
+
+/**
+ * Max pooling without argmax (inference) of planes [p0, p1): per output row, the max over its window's input rows
+ * into tmp (SIMD along the row), then per output pixel the max over its window's columns of tmp. Values as
+ * maxPoolPlanes gives them: NaN wins a window, a window wholly in the padding gives -Inf; only which of two equal
+ * values is kept (+0 or -0) may differ, as the taps are visited column-wise. x must be readable 4 floats past the
+ * plane's end; tmp holds W rounded up to 4 floats.
+ */
+export function maxPoolPlanesNoArg(
+  x: usize, H: i32, W: i32, OH: i32, OW: i32, KH: i32, KW: i32, sh: i32, sw: i32, ph: i32, pw: i32, dh: i32, dw: i32,
+  p0: i32, p1: i32, out: usize, tmp: usize,
+): void {
+  const W4 = (W + 3) & ~3;
+  const ninf = f32x4.splat(-Infinity);
+  for (let p = p0; p < p1; p++) {
+    const plane = x + (<usize>(p * H * W) << 2);
+    let o = out + (<usize>(p * OH * OW) << 2);
+    for (let oh = 0; oh < OH; oh++) {
+      const h0 = oh * sh - ph;
+      for (let w = 0; w < W4; w += 4) v128.store(tmp + (<usize>w << 2), ninf);
+      for (let kh = 0; kh < KH; kh++) {
+        const ih = h0 + kh * dh;
+        if (<u32>ih >= <u32>H) continue;
+        const row = plane + (<usize>(ih * W) << 2);
+        for (let w = 0; w < W4; w += 4) {
+          const at = tmp + (<usize>w << 2);
+          const t = v128.load(at), v = v128.load(row + (<usize>w << 2));
+          v128.store(at, v128.bitselect(v, f32x4.pmax(t, v), f32x4.ne(v, v)));
+        }
+      }
+      for (let ow = 0; ow < OW; ow++, o += 4) {
+        const w0 = ow * sw - pw;
+        let best: f32 = -Infinity;
+        for (let kw = 0; kw < KW; kw++) {
+          const iw = w0 + kw * dw;
+          if (<u32>iw >= <u32>W) continue;
+          const v = load<f32>(tmp + (<usize>iw << 2));
+          if (v != v || best < v) best = v;
+        }
+        store<f32>(o, best);
+      }
+    }
+  }
+}
