@@ -15,6 +15,7 @@
 
 import { ArgumentError, NumericError, Tensor, backend, noGrad, tensor } from '../core/index.js';
 import { CosineWarmupLR, SGD, withParametrizations, type Module, type Parametrization } from '../nn/index.js';
+import { enableSparseInference, type SparseInference } from '../nn/sparse-inference.js';
 import { blockNames, captureModuleOutputs } from './features.js';
 import { evaluate, neededModules, objectiveFromConfig, type Objective, type ObjectiveConfig, type TermSpec } from './objective.js';
 import type { ModuleLayer } from './prunable.js';
@@ -141,6 +142,11 @@ export async function distill(input: DistillInput, layers: readonly ModuleLayer[
   const studentTap = tapped.length ? captureModuleOutputs(model, tapped) : null;
   const teacherTap = tapped.length ? captureModuleOutputs(teacher, tapped) : null;
   const cache = cacheApplies(cfg.teacherMode, tapped) ? teacherCacheOf(input.teacherCache) : null;
+  // A frozen eval-mode teacher whose module outputs nobody reads runs fused (BatchNorm folded into its convs, the
+  // ReLU modules after them in the conv kernels: nn/sparse-inference.ts), on host backends (folded weights live on the
+  // host); set up on the first batch, which is its probe, and removed after the loop.
+  const fuseTeacher = cfg.teacherMode !== 'train' && tapped.length === 0 && !deviceOf(teacher);
+  let fusedTeacher = null as SparseInference | null;
   try {
     await withParametrizations(layers.map((l, i) => [l.module, 'weight', masks.transform(i)] as const), async () => {
       // the model's parameters stay where they are for the whole run (Module.moveTo happens before)
@@ -159,6 +165,7 @@ export async function distill(input: DistillInput, layers: readonly ModuleLayer[
           layerS.set(l.name, layerSparsity[i]);
           global = global.add(layerSparsity[i].mul(l.weight.size / N));
         });
+        if (fuseTeacher && !fusedTeacher) fusedTeacher = enableSparseInference(teacher, 'off', { fuse: true, probe: x });
         model.train();
         const studentLogits = model.call(x);
         const teacherLogits = cache && keys ? cache.teacherLogits(teacher, x, keys) : noGrad(() => teacher.call(x));
@@ -199,6 +206,7 @@ export async function distill(input: DistillInput, layers: readonly ModuleLayer[
   } finally {
     studentTap?.remove();
     teacherTap?.remove();
+    fusedTeacher?.remove();
   }
   return history;
 }
