@@ -243,7 +243,7 @@ export function enableSparseInference(model: Module, mode: SparseKernelMode = 'a
   if (opts.fuse && !opts.probe) throw new ArgumentError('inference fusion: opts.probe (an input batch) is needed to find the conv -> BatchNorm -> activation chains');
   const names = new Map<Module, string>([...model.namedModules()].map(([n, m]) => [m, n || '(root)']));
   const traced = opts.fuse ? traceChains(model, opts.probe!) : { chains: [], output: null };
-  const folds = new Map<Module, Folded>(traced.chains.map((c) => [c.conv, fold(c)]));
+  const folds = new Map<Module, { chain: Chain; folded: Folded }>(traced.chains.map((c) => [c.conv, { chain: c, folded: fold(c) }]));
   const layers: SparseLayer[] = [];
   const patched: Module[] = [];
   const patch = (m: Module, forward: Forward) => {
@@ -256,10 +256,9 @@ export function enableSparseInference(model: Module, mode: SparseKernelMode = 'a
   const done = new WeakMap<Tensor, ConvAct>();
   for (const [m, name] of names) {
     const f = folds.get(m);
-    const s = layerForward(name, m, mode, f ?? null, done);
+    const s = layerForward(name, m, mode, f?.folded ?? null, done);
     if (!s) continue;
-    const chain = f ? traced.chains.find((c) => c.conv === m)! : null;
-    patch(m, chain ? (x) => { const y = s.forward(x); folded.set(y, chain.bn); return y; } : s.forward);
+    patch(m, f ? (x) => { const y = s.forward(x); folded.set(y, f.chain.bn); return y; } : s.forward);
     if (s.layer) layers.push(s.layer);
   }
   const actModules = new Set<Module>();
