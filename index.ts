@@ -9,6 +9,6 @@ export * from './nn/index.js';
 export * from './nn/data/index.js';
 export * from './sparsity/index.js';
 export { modelMacs, type ModelMacs, type LayerMacs } from './sparsity/macs.js';
-export { enableSparseInference, SPARSE_KERNEL_MODES, type SparseKernelMode, type SparseInference, type SparseLayer } from './nn/sparse-inference.js';
+export { enableSparseInference, inferenceActive, SPARSE_KERNEL_MODES, type SparseKernelMode, type SparseInference, type SparseLayer } from './nn/sparse-inference.js';
 export * from './experiments/kit.js';
 export { z } from 'zod';

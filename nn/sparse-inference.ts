@@ -52,6 +52,11 @@ export interface InferenceOptions {
   fuse?: boolean;
   /** An input batch for fusion: traced once to find the chains, then the fused output on it checked. */
   probe?: Tensor;
+  /**
+   * Where the fused output on the probe differs from the unfused one: false (the default) restores the model and
+   * throws; true enables the same mode without fusion instead (evaluate() does: fusion is only a speed-up there).
+   */
+  unfusedOnMismatch?: boolean;
 }
 
 export interface SparseInference {
@@ -66,6 +71,11 @@ export interface SparseInference {
 }
 
 type Forward = (x: Tensor) => Tensor;
+
+/** Models with an enableSparseInference in effect (until its remove()). */
+const active = new WeakSet<Module>();
+/** Whether enableSparseInference is in effect on model (a second one is refused until remove()). */
+export const inferenceActive = (model: Module): boolean => active.has(model);
 const ownForward = (m: Module): Forward => {
   const f = (Object.getPrototypeOf(m) as { forward: Forward }).forward;
   return (x) => f.call(m, x);
@@ -241,6 +251,7 @@ const FUSE_TOLERANCE = 1e-3;
 export function enableSparseInference(model: Module, mode: SparseKernelMode = 'auto', opts: InferenceOptions = {}): SparseInference {
   if (!SPARSE_KERNEL_MODES.includes(mode)) throw new ArgumentError(`sparse kernels: mode must be one of ${SPARSE_KERNEL_MODES.join(', ')}, got '${mode}'`);
   if (opts.fuse && !opts.probe) throw new ArgumentError('inference fusion: opts.probe (an input batch) is needed to find the conv -> BatchNorm -> activation chains');
+  if (active.has(model)) throw new ArgumentError('sparse inference: already enabled on this model; call remove() on the earlier one first');
   const names = new Map<Module, string>([...model.namedModules()].map(([n, m]) => [m, n || '(root)']));
   const traced = opts.fuse ? traceChains(model, opts.probe!) : { chains: [], output: null };
   const folds = new Map<Module, { chain: Chain; folded: Folded }>(traced.chains.map((c) => [c.conv, { chain: c, folded: fold(c) }]));
@@ -250,7 +261,10 @@ export function enableSparseInference(model: Module, mode: SparseKernelMode = 'a
     Object.defineProperty(m, 'forward', { value: forward, configurable: true, writable: true });
     patched.push(m);
   };
-  const remove = () => { for (const m of patched.splice(0)) delete (m as unknown as { forward?: Forward }).forward; };
+  const remove = () => {
+    for (const m of patched.splice(0)) delete (m as unknown as { forward?: Forward }).forward;
+    active.delete(model);
+  };
   // outputs of fused convs: which BatchNorm may pass each through, and which activation it already has
   const folded = new WeakMap<Tensor, BatchNorm2d>();
   const done = new WeakMap<Tensor, ConvAct>();
@@ -273,6 +287,7 @@ export function enableSparseInference(model: Module, mode: SparseKernelMode = 'a
     }
   }
   const fused = traced.chains.map((c) => ({ conv: names.get(c.conv)!, bn: names.get(c.bn)!, act: c.actModule ? names.get(c.actModule)! : null }));
+  active.add(model);
   if (traced.output) {
     let check: { diff: number; scale: number };
     try {
@@ -283,6 +298,7 @@ export function enableSparseInference(model: Module, mode: SparseKernelMode = 'a
     }
     if (!(check.diff === 0 || check.diff <= FUSE_TOLERANCE * check.scale)) {
       remove();
+      if (opts.unfusedOnMismatch) return enableSparseInference(model, mode, { ...opts, fuse: false });
       throw new PtslabError(`inference fusion: the fused model's output on the probe differs from the unfused one by ${check.diff} (largest |output| ${check.scale}, allowed ${FUSE_TOLERANCE} of it): a conv's output is read by more than its BatchNorm (chains: ${fused.map((c) => c.conv).join(', ')}); run without fusion`);
     }
   }
