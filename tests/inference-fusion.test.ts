@@ -9,7 +9,10 @@
 //   kernels, on the cpu backend and on the reference (which has no conv2dAct: conv2d then the activation); remove()
 //   restores the unfused outputs bit for bit; a folded BatchNorm called on any other tensor still normalises;
 // - a conv whose output is read by more than its BatchNorm fails the probe check, and the model is left unfused;
-//   fusion without a probe, and a forward that would record gradients, are errors.
+//   fusion without a probe, and a forward that would record gradients, are errors;
+// - evaluate() runs fused (same counts as unfused on a model with random BatchNorm statistics, model restored after,
+//   the fused forward seen during it), leaves a model already under enableSparseInference as it is, evaluates a model
+//   that fails the probe check unfused; a second enableSparseInference on one model is refused.
 // The cpu backend being unavailable (no wasm build) is a reported skip of the cpu cases.
 
 import { test } from 'uvu';
@@ -20,10 +23,12 @@ import { referenceBackend } from '../core/backend/reference.js';
 import { sparseWeightOf } from '../core/backend/sparse-weight.js';
 import type { Backend, ConvAct, HostView } from '../core/backend/types.js';
 import { F, Generator, fromStorage, manualSeed, noGrad, randn, withBackend, type Tensor } from '../core/index.js';
-import { BatchNorm2d, Conv2d } from '../nn/layers.js';
+import { BatchNorm2d, Conv2d, Linear } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import { models } from '../nn/index.js';
-import { enableSparseInference } from '../nn/sparse-inference.js';
+import { enableSparseInference, inferenceActive } from '../nn/sparse-inference.js';
+import { ArrayDataset } from '../nn/data/index.js';
+import { evaluate } from '../nn/train/index.js';
 import { oneShot } from '../sparsity/index.js';
 import { convCases, convParams } from './helpers/gpujs-cases.js';
 
@@ -218,6 +223,70 @@ test('fusion refuses a conv whose output is read elsewhere, needs a probe, and r
   const f = enableSparseInference(r, 'off', { fuse: true, probe: randn([1, 1, 28, 28]) });
   assert.throws(() => r.call(randn([1, 1, 28, 28])), /record no gradient/);
   f.remove();
+});
+
+/** 40 random 1x28x28 images with labels 0-9 (enough for two batches of 32). */
+function digits(seed: number): ArrayDataset {
+  const g = new Generator(seed);
+  const px = Uint8Array.from({ length: 40 * 784 }, () => Math.floor(256 * g.uniform()));
+  const labels = Uint8Array.from({ length: 40 }, (_, i) => i % 10);
+  return new ArrayDataset('digits', px, labels, { height: 28, width: 28, channels: 1 }, [...'0123456789'], { steps: [], normalize: { mean: [0.5], std: [0.25] } });
+}
+
+test('evaluate() runs fused, restores the model, and leaves a model under enableSparseInference as it is', async () => {
+  manualSeed(6);
+  const m = models.resnet20({ numClasses: 10, inChannels: 1 });
+  randomizeBatchNorms(m, 7);
+  const data = digits(8);
+  // the folded BatchNorms run no batch-norm kernel: count the BatchNorm forwards that compute
+  const bn = [...m.modules()].find((x) => x instanceof BatchNorm2d) as BatchNorm2d;
+  let bnCalls = 0;
+  const own = Object.getPrototypeOf(bn).forward as (x: Tensor) => Tensor;
+  const spy = (fused: boolean) => async () => {
+    bnCalls = 0;
+    Object.defineProperty(Object.getPrototypeOf(bn), 'forward', { value: function (this: BatchNorm2d, x: Tensor) { if (this === bn) bnCalls++; return own.call(this, x); }, configurable: true, writable: true });
+    try {
+      return await evaluate(m, data, { batchSize: 32, fuse: fused });
+    } finally {
+      Object.defineProperty(Object.getPrototypeOf(bn), 'forward', { value: own, configurable: true, writable: true });
+    }
+  };
+  const plain = await spy(false)();
+  assert.is(bnCalls, 2, 'unfused: the BatchNorm computes once per batch');
+  const fused = await spy(true)();
+  // the probe's trace (1) computes; the check and both batches pass the folded BatchNorm through
+  assert.is(bnCalls, 1, 'fused: only the probe trace computes the BatchNorm');
+  assert.equal([fused.correct1, fused.correct5, fused.count], [plain.correct1, plain.correct5, plain.count]);
+  assert.not.ok(inferenceActive(m), 'fusion removed after evaluate');
+  assert.not.ok(Object.prototype.hasOwnProperty.call(bn, 'forward'), 'no instance forward left on the BatchNorm');
+  // under an enabled inference, evaluate runs the model as it is (no second fusion); a second enable is refused
+  const x = data.get(0).image.reshape([1, 1, 28, 28]);
+  const f = enableSparseInference(m.eval(), 'off', {});
+  assert.throws(() => enableSparseInference(m, 'off', { fuse: true, probe: x }), /already enabled/);
+  await spy(true)();
+  assert.is(bnCalls, 2, 'evaluate under an enabled (unfused) inference: not fused');
+  assert.ok(inferenceActive(m), 'the caller\'s inference is left in effect');
+  f.remove();
+  assert.not.ok(inferenceActive(m));
+});
+
+test('evaluate() evaluates a model that fails the probe check unfused', async () => {
+  manualSeed(9);
+  const conv = new ReadTwice();
+  randomizeBatchNorms(conv, 3);
+  class Head extends Module {
+    readonly body = this.registerModule('body', conv);
+    readonly fc = this.registerModule('fc', new Linear(3 * 28 * 28, 10));
+    protected override forward(x: Tensor): Tensor {
+      return this.fc.call(this.body.call(x.expand([x.shape[0], 2, 28, 28])).flatten(1));
+    }
+  }
+  const m = new Head();
+  const data = digits(10);
+  const plain = await evaluate(m, data, { fuse: false });
+  const fused = await evaluate(m, data);
+  assert.equal([fused.correct1, fused.correct5], [plain.correct1, plain.correct5]);
+  assert.not.ok(inferenceActive(m));
 });
 
 test.run();
