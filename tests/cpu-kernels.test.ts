@@ -26,7 +26,7 @@ import { referenceKernels } from '../core/backend/reference.js';
 import { exportsPath, kernelSignatures, NOSHARED_FILES, renderExports, wasmBuilds, wasmTypeText } from '../core/backend/cpu/build-wasm.js';
 import { defineJob, jobById, MAX_PARAMS } from '../core/backend/cpu/jobs.js';
 import { kernelTypes, type Kernels } from '../core/backend/cpu/kernels/exports.js';
-import { runJob } from '../core/backend/cpu/threads.js';
+import { runJob, withoutRefused, workerExecArgv } from '../core/backend/cpu/threads.js';
 import { wasm } from '../core/backend/cpu/wasm.js';
 
 test('kernels/exports.ts is what build-wasm generates from the sources', () => {
@@ -175,6 +175,39 @@ for (let i = 0; i < 2; i++) {
   assert.is(lines.length, 2, r.stdout);
   assert.is(lines[1], lines[0], 'the second parallel job fails alike (no quiet single-threaded fallback)');
   assert.match(lines[0], /a worker's job table differs from the main thread's \(.*zz\.outside.*\): every module that defines jobs must be imported by core\/backend\/cpu\/job-table\.ts/);
+});
+
+test('the pool starts under node flags a worker refuses (V8 and per-process options) and under --input-type -e', () => {
+  const body = `
+const { cpuBackend } = await import('${root}core/backend/cpu/index.js');
+const { poolSize, shutdownThreads } = await import('${root}core/backend/cpu/threads.js');
+const v = (n, shape) => ({ data: new Float32Array(n).fill(1), shape, strides: [shape[1] * shape[2], shape[2], 1], offset: 0 });
+const y = cpuBackend.matmul(v(512 * 512, [1, 512, 512]), v(512 * 512, [1, 512, 512]));
+console.log(\`\${poolSize()} \${y[0]} \${y[y.length - 1]}\`);
+shutdownThreads();
+`;
+  const env = { ...process.env, PTSLAB_THREADS: '2' };
+  const runs = [
+    child('flags.mjs', body, { PTSLAB_THREADS: '2' }, ['--expose-gc', '--stack-size=1500', '--max-old-space-size=4096']),
+    spawnSync(process.execPath, ['--input-type=module', '--max-semi-space-size=32', '-e', body], { encoding: 'utf8', env }),
+  ];
+  for (const r of runs) {
+    assert.is(r.status, 0, r.stderr);
+    // one worker beside the main thread, and no single-threaded fallback warning
+    assert.is(r.stdout.trim(), '1 512 512');
+    assert.not.match(r.stderr, /single-threaded/);
+  }
+});
+
+test('workerExecArgv drops --input-type and an -e / -p script; withoutRefused drops the flags Node names', () => {
+  assert.equal(workerExecArgv(['--input-type=module', '--enable-source-maps', '-e', 'code', '--expose-gc']), ['--enable-source-maps', '--expose-gc']);
+  assert.equal(workerExecArgv(['--input-type', 'module', '-p', '1 + 1', '--conditions=x']), ['--conditions=x']);
+  assert.equal(workerExecArgv(['--eval=1', '--print=2', '--trace-warnings']), ['--trace-warnings']);
+  assert.equal(
+    withoutRefused(['--expose-gc', '--enable-source-maps', '--stack-size=900'], 'Initiated Worker with invalid execArgv flags: --expose-gc, --stack-size=900'),
+    ['--enable-source-maps'],
+  );
+  assert.equal(withoutRefused(['--a'], 'no list here'), ['--a']);
 });
 
 /** Conv cases of the child: [x shape, w shape, stride, padding, groups] over every cpu conv path. */

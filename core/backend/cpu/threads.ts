@@ -55,13 +55,23 @@ function startPool(): Pool | null {
   const ctrl = new Int32Array(new SharedArrayBuffer(CTRL_SLOTS * 4));
   const { module, memory } = wasm();
   const workers: Worker[] = [];
+  let execArgv = workerExecArgv(process.execArgv);
   try {
     for (let i = 1; i <= n; i++) {
-      const w = new Worker(new URL('./thread-worker.js', import.meta.url), {
+      const spawn = () => new Worker(new URL('./thread-worker.js', import.meta.url), {
         workerData: { module, memory, ctrl: ctrl.buffer, tid: i, jobs: jobNames() },
-        // `node --input-type=module -e ...` would pass --input-type to the worker, which then fails to start
-        execArgv: process.execArgv.filter((a) => !a.startsWith('--input-type')),
+        execArgv,
       });
+      let w: Worker;
+      try {
+        w = spawn();
+      } catch (e) {
+        // per-process and V8 flags (`node --max-old-space-size=8192 ...`, --expose-gc): Node refuses them for a worker
+        // and names them; V8's apply to every thread of the process anyway, so start without them
+        if ((e as { code?: string }).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw e;
+        execArgv = withoutRefused(execArgv, (e as Error).message);
+        w = spawn();
+      }
       w.unref();
       workers.push(w);
     }
@@ -81,6 +91,35 @@ function startPool(): Pool | null {
   }
   pool = { ctrl, params: ctrl.subarray(PARAMS), workers };
   return pool;
+}
+
+/**
+ * The parent's execArgv as the workers take it: without --input-type (the workers run a file, and Node refuses it
+ * there) and without an -e / -p script with its source (`node --input-type=module -e ...`).
+ */
+export function workerExecArgv(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a.startsWith('--input-type')) {
+      if (a === '--input-type') i++;
+      continue;
+    }
+    if (a === '-e' || a === '--eval' || a === '-p' || a === '--print' || a === '-pe') {
+      i++;
+      continue;
+    }
+    if (a.startsWith('--eval=') || a.startsWith('--print=')) continue;
+    out.push(a);
+  }
+  return out;
+}
+
+/** argv without the flags an ERR_WORKER_INVALID_EXEC_ARGV message names ("...invalid execArgv flags: --a, --b=1"). */
+export function withoutRefused(argv: readonly string[], message: string): string[] {
+  const at = message.lastIndexOf(': ');
+  const refused = new Set(at < 0 ? [] : message.slice(at + 2).split(', ').map((f) => f.trim()));
+  return argv.filter((a) => !refused.has(a));
 }
 
 /**
